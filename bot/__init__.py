@@ -1,0 +1,1 @@
+"""The Signpost adapter: delivers the conversation (terminal chat now; Telegram in the adapter issue)."""

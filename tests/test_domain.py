@@ -1,0 +1,103 @@
+"""What young people read: the facts are sourced, the crisis numbers are where they must be, and the
+wording stays plain (DESIGN.md non-negotiables 1 and 4)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
+SOURCES = (ROOT / "docs" / "sources.md").read_text(encoding="utf-8")
+RESPONSES: dict[str, list[dict]] = DOMAIN["responses"]
+CRISIS = ("999", "0800 1111", "85258", "116 123")
+
+# Phone numbers and short codes as written for people: "0800 1111", "116 123", "85258", "999".
+PHONE = re.compile(r"(?<![\d£])(?:0\d{3} ?\d{3,4} ?\d{0,4}|\d{3} \d{3}|\d{5}|999|101)(?![\d%])")
+WEB = re.compile(r"\b[a-z0-9.-]+\.(?:org\.uk|police\.uk|org|gov\.uk)(?:/[a-z0-9/-]*)?", re.IGNORECASE)
+
+
+def all_texts() -> list[tuple[str, str]]:
+    return [(name, v["text"]) for name, variants in RESPONSES.items() for v in variants]
+
+
+def test_every_phone_number_we_show_is_in_the_sources() -> None:
+    shown = {m.group(0).strip() for _, text in all_texts() for m in PHONE.finditer(text)}
+    assert shown >= {"999", "0800 1111", "85258", "116 123", "101", "0345 6000 459"}
+    missing = sorted(n for n in shown if n not in SOURCES)
+    assert not missing, f"numbers shown to users but not in docs/sources.md: {missing}"
+
+
+def test_every_web_address_we_show_is_in_the_sources() -> None:
+    shown = {m.group(0).lower() for _, text in all_texts() for m in WEB.finditer(text)}
+    assert shown
+    missing = sorted(u for u in shown if u not in SOURCES.lower())
+    assert not missing, f"addresses shown to users but not in docs/sources.md: {missing}"
+
+
+def test_the_first_message_shows_999_and_childline() -> None:
+    (welcome,) = RESPONSES["utter_welcome"]
+    assert "999" in welcome["text"] and "0800 1111" in welcome["text"]
+
+
+@pytest.mark.parametrize("name", ["utter_risk_immediate", "utter_crisis_numbers"])
+def test_danger_answers_carry_every_crisis_number(name: str) -> None:
+    for variant in RESPONSES[name]:
+        for number in CRISIS:
+            assert number in variant["text"], (name, number)
+
+
+def test_an_unclear_message_that_may_be_danger_gets_every_crisis_number() -> None:
+    (risky,) = [v for v in RESPONSES["utter_default"] if v.get("condition")]
+    assert all(number in risky["text"] for number in CRISIS)
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in RESPONSES if n.startswith("utter_disclose_")]
+)
+def test_every_disclosure_answer_believes_and_does_not_blame(name: str) -> None:
+    for variant in RESPONSES[name]:
+        text = variant["text"].lower()
+        assert "thank you for telling me" in text or "sorry" in text or "kind of you" in text or (
+            "looking out" in text
+        ), variant
+        if "about_someone_else" not in str(variant.get("condition")) or name.endswith("sextortion"):
+            assert re.search(r"not (your|your friend's|their) fault|not to blame", text), variant
+
+
+def test_the_handover_message_makes_the_confidentiality_promise() -> None:
+    (requested,) = [v for v in RESPONSES["utter_handover"] if not v.get("condition")]
+    assert "stays private" in requested["text"]
+    assert "seriously hurt" in requested["text"]
+
+
+def syllables(word: str) -> int:
+    """Count vowel groups, a standard rough syllable count for English."""
+    word = word.lower()
+    groups = re.findall(r"[aeiouy]+", word)
+    count = len(groups) - (1 if word.endswith("e") and len(groups) > 1 else 0)
+    return max(count, 1)
+
+
+def test_wording_is_plain_enough_for_an_eleven_year_old() -> None:
+    """Flesch-Kincaid grade of all responses together at most 6 (UK reading age about 11)."""
+    prose = [re.sub(r"\S+\.(?:uk|org)\S*|\d[\d ]*", "", t) for _, t in all_texts()]
+    sentences = [s for t in prose for s in re.split(r"[.!?\n]+", t) if re.search(r"[a-zA-Z]", s)]
+    words = [w for s in sentences for w in re.findall(r"[A-Za-z']+", s)]
+    grade = (
+        0.39 * len(words) / len(sentences)
+        + 11.8 * sum(syllables(w) for w in words) / len(words)
+        - 15.59
+    )
+    assert grade <= 6.0, f"Flesch-Kincaid grade {grade:.1f}"
+
+
+def test_responses_and_domain_lists_are_alphabetised() -> None:
+    for key in ("intents", "entities", "actions"):
+        names = [i if isinstance(i, str) else next(iter(i)) for i in DOMAIN[key]]
+        assert names == sorted(names), key
+    assert list(RESPONSES) == sorted(RESPONSES)
+    assert list(DOMAIN["slots"]) == sorted(DOMAIN["slots"])
