@@ -23,8 +23,17 @@ _ABOUT_ME = re.compile(
     re.IGNORECASE,
 )
 _WORDS_TO_NUMBERS = {
-    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
-    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
 }
 _AGE_NUMBER = re.compile(r"\b(\d{1,2})\b")
 _SCHOOL_YEAR = re.compile(r"\b(?:year|yr|y)\s*(\d{1,2})\b", re.IGNORECASE)
@@ -59,12 +68,12 @@ def age_group_from_text(text: str) -> str | None:
         year = int(school_year.group(1))
         return age_group_for(min(year + 5, 17)) if 1 <= year <= 13 else None
     lowered = text.lower()
-    for word, number in _WORDS_TO_NUMBERS.items():
+    for word, age in _WORDS_TO_NUMBERS.items():
         if re.search(rf"\b{word}\b", lowered):
-            return age_group_for(number)
-    number = _AGE_NUMBER.search(text)
-    if number and 5 <= int(number.group(1)) <= 99:
-        return age_group_for(int(number.group(1)))
+            return age_group_for(age)
+    digits = _AGE_NUMBER.search(text)
+    if digits and 5 <= int(digits.group(1)) <= 99:
+        return age_group_for(int(digits.group(1)))
     return None
 
 

@@ -12,9 +12,7 @@ from bot.settings import SettingsError, get_settings
 
 def main() -> int:
     """Start the adapter chosen by the settings."""
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = get_settings()
     except SettingsError as exc:

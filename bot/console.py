@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from bot.pseudonym import pseudonym
-from bot.rasa_client import BotMessage, Button, RasaClient, RasaUnavailable
+from bot.rasa_client import BotMessage, Button, RasaClient, RasaUnavailableError
 from bot.responses import CRISIS_RESPONSE, response_text
 from bot.settings import Settings
 
@@ -24,8 +24,7 @@ INTRO = (
     "Type /quit (or Ctrl-D) to leave.\n"
 )
 UNREACHABLE = (
-    "I can't reach the assistant right now. Your message is kept and I'll send it again with your "
-    "next one."
+    "I can't reach the assistant right now. Your message is kept and I'll send it again with your next one."
 )
 TOO_LONG = "That message is very long. I've kept the first {limit} characters."
 
@@ -82,7 +81,7 @@ class ConsoleChat:
         while self.pending:
             try:
                 replies = await self.client.send(self.sender, self.pending[0])
-            except RasaUnavailable:
+            except RasaUnavailableError:
                 self._print(f"Signpost: {UNREACHABLE}")
                 self._print(f"Signpost: {response_text(CRISIS_RESPONSE)}")
                 return

@@ -13,7 +13,7 @@ logger = logging.getLogger(__name__)
 REST_WEBHOOK = "/webhooks/rest/webhook"
 
 
-class RasaUnavailable(Exception):
+class RasaUnavailableError(Exception):
     """Rasa did not answer in time, or answered with an error."""
 
 
@@ -45,7 +45,7 @@ class BotMessage:
 def parse_reply(body: Any) -> list[BotMessage]:
     """Return the messages of a REST channel reply, skipping anything malformed."""
     if not isinstance(body, list):
-        raise RasaUnavailable("Rasa's reply was not a list of messages")
+        raise RasaUnavailableError("Rasa's reply was not a list of messages")
     messages = []
     for item in body:
         if not isinstance(item, dict):
@@ -87,12 +87,10 @@ class RasaClient:
         if self._client is None:
             raise RuntimeError("RasaClient is not open; use `async with`")
         try:
-            response = await self._client.post(
-                REST_WEBHOOK, json={"sender": sender, "message": message}
-            )
+            response = await self._client.post(REST_WEBHOOK, json={"sender": sender, "message": message})
             response.raise_for_status()
             return parse_reply(response.json())
         except (httpx.HTTPError, ValueError) as exc:
             # The reason, never the message text (non-negotiable 3).
             logger.warning("Rasa unavailable: %s", type(exc).__name__)
-            raise RasaUnavailable(type(exc).__name__) from exc
+            raise RasaUnavailableError(type(exc).__name__) from exc

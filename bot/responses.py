@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import yaml
@@ -11,7 +11,7 @@ DOMAIN = Path(__file__).resolve().parent.parent / "domain.yml"
 CRISIS_RESPONSE = "utter_crisis_numbers"
 
 
-@lru_cache(maxsize=None)
+@cache
 def response_text(name: str, domain: Path = DOMAIN) -> str:
     """Return the text of the first variation of a response in domain.yml."""
     data = yaml.safe_load(domain.read_text(encoding="utf-8"))

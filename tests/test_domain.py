@@ -55,14 +55,15 @@ def test_an_unclear_message_that_may_be_danger_gets_every_crisis_number() -> Non
     assert all(number in risky["text"] for number in CRISIS)
 
 
-@pytest.mark.parametrize(
-    "name", [n for n in RESPONSES if n.startswith("utter_disclose_")]
-)
+@pytest.mark.parametrize("name", [n for n in RESPONSES if n.startswith("utter_disclose_")])
 def test_every_disclosure_answer_believes_and_does_not_blame(name: str) -> None:
     for variant in RESPONSES[name]:
         text = variant["text"].lower()
-        assert "thank you for telling me" in text or "sorry" in text or "kind of you" in text or (
-            "looking out" in text
+        assert (
+            "thank you for telling me" in text
+            or "sorry" in text
+            or "kind of you" in text
+            or ("looking out" in text)
         ), variant
         if "about_someone_else" not in str(variant.get("condition")) or name.endswith("sextortion"):
             assert re.search(r"not (your|your friend's|their) fault|not to blame", text), variant
@@ -87,11 +88,7 @@ def test_wording_is_plain_enough_for_an_eleven_year_old() -> None:
     prose = [re.sub(r"\S+\.(?:uk|org)\S*|\d[\d ]*", "", t) for _, t in all_texts()]
     sentences = [s for t in prose for s in re.split(r"[.!?\n]+", t) if re.search(r"[a-zA-Z]", s)]
     words = [w for s in sentences for w in re.findall(r"[A-Za-z']+", s)]
-    grade = (
-        0.39 * len(words) / len(sentences)
-        + 11.8 * sum(syllables(w) for w in words) / len(words)
-        - 15.59
-    )
+    grade = 0.39 * len(words) / len(sentences) + 11.8 * sum(syllables(w) for w in words) / len(words) - 15.59
     assert grade <= 6.0, f"Flesch-Kincaid grade {grade:.1f}"
 
 

@@ -34,9 +34,7 @@ def run(tracker) -> tuple[list, CollectingDispatcher]:
 
 
 def test_a_disclosure_then_yes_sends_a_high_priority_handover_payload() -> None:
-    events, dispatcher = run(
-        make_tracker(intent="affirm", slots={"disclosure": "disclose_sextortion"})
-    )
+    events, dispatcher = run(make_tracker(intent="affirm", slots={"disclosure": "disclose_sextortion"}))
     assert dispatcher.messages[0]["custom"] == {
         "handover": {"priority": "high", "reason": "disclose_sextortion"}
     }
@@ -45,9 +43,7 @@ def test_a_disclosure_then_yes_sends_a_high_priority_handover_payload() -> None:
 
 
 def test_asking_twice_does_not_open_a_second_case() -> None:
-    events, dispatcher = run(
-        make_tracker(intent="request_human", slots={"handover_priority": "normal"})
-    )
+    events, dispatcher = run(make_tracker(intent="request_human", slots={"handover_priority": "normal"}))
     assert dispatcher.messages == []
     assert events == [SlotSet("handover_status", "already")]
 

@@ -30,9 +30,14 @@ async def talk(chat: ConsoleChat, *lines: str) -> None:
 
 def test_replies_are_shown_with_numbered_buttons_and_a_number_presses_one() -> None:
     reply = [
-        {"recipient_id": "pseudo-1", "text": "Are you somewhere safe to talk?",
-         "buttons": [{"title": "Yes, I can talk", "payload": "/affirm"},
-                     {"title": "Leave quickly", "payload": "/quick_exit"}]},
+        {
+            "recipient_id": "pseudo-1",
+            "text": "Are you somewhere safe to talk?",
+            "buttons": [
+                {"title": "Yes, I can talk", "payload": "/affirm"},
+                {"title": "Leave quickly", "payload": "/quick_exit"},
+            ],
+        },
     ]
     chat, out, sent = chat_with(lambda r: httpx.Response(200, json=reply))
     asyncio.run(talk(chat, "hi", "2"))

@@ -1,0 +1,48 @@
+"""End-to-end fixtures: the real Rasa server and action server, talked to over Rasa's REST channel."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from scripts.stack import MODEL, RASA, running_stack
+
+
+@dataclass(frozen=True)
+class Assistant:
+    """The running assistant and a way to talk to it."""
+
+    rasa_url: str
+
+    def say(self, sender: str, message: str) -> list[dict]:
+        response = httpx.post(
+            f"{self.rasa_url}/webhooks/rest/webhook",
+            json={"sender": sender, "message": message},
+            timeout=60,
+        )
+        response.raise_for_status()
+        return list(response.json())
+
+
+def texts(replies: list[dict]) -> str:
+    return "\n".join(r["text"] for r in replies if r.get("text"))
+
+
+def handovers(replies: list[dict]) -> list[dict]:
+    return [r["custom"]["handover"] for r in replies if "handover" in (r.get("custom") or {})]
+
+
+def new_sender() -> str:
+    return uuid.uuid4().hex
+
+
+@pytest.fixture(scope="session")
+def assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assistant]:
+    if not MODEL.exists() or not RASA.exists():
+        pytest.skip("no trained model or Rasa environment: run `make train` (make test does)")
+    with running_stack(tmp_path_factory.mktemp("assistant")) as stack:
+        yield Assistant(stack.rasa_url)

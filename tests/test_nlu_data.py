@@ -1,0 +1,70 @@
+"""The training data is big enough where it matters, and the held-out set really is held out."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DISCLOSURES = (
+    "disclose_cyberbullying",
+    "disclose_grooming",
+    "disclose_harassment",
+    "disclose_image_shared",
+    "disclose_other_harm",
+    "disclose_sextortion",
+)
+
+
+def examples(path: Path) -> list[tuple[str, str]]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [
+        (block["intent"], line.strip()[2:].strip())
+        for block in data["nlu"]
+        if "intent" in block
+        for line in block["examples"].splitlines()
+        if line.strip().startswith("- ")
+    ]
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"[^a-z0-9 ]", "", text.lower()).strip()
+
+
+TRAINING = [e for path in sorted((ROOT / "nlu").glob("*.yml")) for e in examples(path)]
+HOLDOUT = examples(ROOT / "tests" / "nlu_holdout.yml")
+
+
+def test_each_disclosure_has_at_least_60_examples_and_risk_at_least_80() -> None:
+    counts = Counter(intent for intent, _ in TRAINING)
+    for intent in DISCLOSURES:
+        assert counts[intent] >= 60, intent
+    assert counts["risk_immediate"] >= 80
+
+
+def test_there_are_hard_negatives() -> None:
+    counts = Counter(intent for intent, _ in TRAINING)
+    assert counts["out_of_scope"] >= 200
+
+
+def test_no_held_out_message_is_in_the_training_data() -> None:
+    training = {normalise(text) for _, text in TRAINING}
+    leaked = [text for _, text in HOLDOUT if normalise(text) in training]
+    assert not leaked, leaked[:10]
+
+
+def test_the_held_out_set_covers_every_disclosure_risk_and_ordinary_messages() -> None:
+    counts = Counter(intent for intent, _ in HOLDOUT)
+    for intent in (*DISCLOSURES, "risk_immediate"):
+        assert counts[intent] >= 30, intent
+    assert counts["out_of_scope"] >= 100
+
+
+def test_no_training_example_is_labelled_twice() -> None:
+    labels: dict[str, set[str]] = {}
+    for intent, text in TRAINING:
+        labels.setdefault(normalise(text), set()).add(intent)
+    assert not {t: i for t, i in labels.items() if len(i) > 1}
