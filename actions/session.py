@@ -24,11 +24,26 @@ class ActionSessionStart(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         """The person sees who we are, 999 and Childline before anything else."""
+        if follows_quick_exit(tracker.events):
+            # Leaving quickly ends on a neutral word. Ending here, before `action_listen`, leaves the
+            # new session empty, so the person's next message starts one with the welcome.
+            return [SessionStarted()]
         events: list[EventType] = [SessionStarted()]
         events.extend(carried_over_slots(tracker.current_slot_values()))
         dispatcher.utter_message(response="utter_welcome")
         events.append(ActionExecuted("action_listen"))
         return events
+
+
+def follows_quick_exit(events: list[dict[str, Any]]) -> bool:
+    """Return True when this session starts because the conversation was just reset (quick exit)."""
+    for event in reversed(events):
+        kind = event.get("event")
+        if kind == "restart":
+            return True
+        if kind in ("user", "bot", "session_started"):
+            return False
+    return False
 
 
 def carried_over_slots(slots: dict[str, Any]) -> list[EventType]:

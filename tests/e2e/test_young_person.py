@@ -79,6 +79,9 @@ def test_leaving_quickly_ends_with_a_neutral_word(assistant: Assistant) -> None:
     sender = new_sender()
     assistant.say(sender, "hi")
     assert texts(assistant.say(sender, "/quick_exit")) == "Goodbye."
+    # Coming back starts a new conversation, with the crisis numbers first.
+    back = texts(assistant.say(sender, "hello"))
+    assert "999" in back and "0800 1111" in back
 
 
 def test_asking_if_this_is_a_person_gets_an_honest_answer_and_an_offer(
