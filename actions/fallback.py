@@ -13,6 +13,6 @@ RISK_FLOOR = 0.15
 
 
 def looks_like_risk(intent_ranking: list[dict[str, Any]]) -> bool:
-    """Return True when risk_immediate is one of the two best guesses for an unclear message."""
+    """Return True when risk_immediate is one of the two best guesses for a message."""
     ranked = [i for i in intent_ranking if i.get("name") != FALLBACK_INTENT][:2]
     return any(i.get("name") == RISK_INTENT and float(i.get("confidence") or 0) >= RISK_FLOOR for i in ranked)

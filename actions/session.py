@@ -9,9 +9,9 @@ from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-# Slots worth keeping when a conversation goes quiet and starts again: the person's age group saves
-# asking twice. Everything about what happened is left behind.
-CARRIED_OVER_SLOTS = ("age_group",)
+# Slots worth keeping when a conversation goes quiet and starts again: the person's age group and
+# whether they work with young people save asking twice. Everything about what happened is left behind.
+CARRIED_OVER_SLOTS = ("age_group", "role")
 
 
 class ActionSessionStart(Action):

@@ -16,6 +16,7 @@ from actions.disclosure import (
     is_about_someone_else,
 )
 from actions.fallback import FALLBACK_INTENT, looks_like_risk
+from actions.worker import worker_topic_from_intent
 
 
 def _text(tracker: Tracker) -> str:
@@ -56,6 +57,15 @@ class ValidateSlotMappings(ValidationAction):
         disclosure = disclosure_from_intent(_intent(tracker))
         return {"disclosure": disclosure} if disclosure else {}
 
+    def extract_may_be_risk(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """A disclosure that may also mean danger ends with the crisis numbers and a safety check."""
+        if disclosure_from_intent(_intent(tracker)) is None:
+            return {"may_be_risk": False}
+        ranking = tracker.latest_message.get("intent_ranking") or []
+        return {"may_be_risk": looks_like_risk(ranking)}
+
     def extract_unclear_may_be_risk(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
@@ -64,3 +74,10 @@ class ValidateSlotMappings(ValidationAction):
             return {"unclear_may_be_risk": False}
         ranking = tracker.latest_message.get("intent_ranking") or []
         return {"unclear_may_be_risk": looks_like_risk(ranking)}
+
+    def extract_worker_topic(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """A worker question asked before the role check is remembered, to answer after it."""
+        topic = worker_topic_from_intent(_intent(tracker))
+        return {"worker_topic": topic} if topic else {}

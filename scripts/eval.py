@@ -7,7 +7,11 @@ predictions and prints:
 - false-alarm rate: share of ordinary messages (anything else) predicted as disclose_* or risk_immediate;
 - exact-type accuracy: share of disclosure and risk messages predicted with exactly their intent;
 - a confusion summary for the disclosure and risk intents.
-With --check it exits 1 when a figure misses its target (the targets in issue 2).
+With --worker-holdout it also prints the worker-mode figures on the workers' held-out questions:
+- worker routing: share of worker questions (worker_*) predicted as any worker_* intent;
+- topic accuracy: share predicted with exactly their topic's intent (worker_<topic>);
+- misrouted as a disclosure: share of worker questions predicted as disclose_* or risk_immediate.
+With --check it exits 1 when a figure misses its target (the targets in issues 2 and 3).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
 RISK = "risk_immediate"
 TARGETS = {"disclosure_recall": 0.95, "risk_recall": 0.98, "false_alarm_rate": 0.05}
+WORKER_TARGETS = {"worker_routing": 0.95, "topic_accuracy": 0.85, "misrouted_as_disclosure": 0.05}
+WORKER_PREFIX = "worker_"
 
 
 def is_alarm(intent: str) -> bool:
@@ -79,6 +85,29 @@ def confusion(pairs: list[tuple[str, str]]) -> dict[str, Counter[str]]:
     for true, predicted in pairs:
         table[true if is_alarm(true) else "(ordinary)"][predicted] += 1
     return table
+
+
+@dataclass(frozen=True)
+class WorkerFigures:
+    """The worker-mode figures for one evaluation."""
+
+    questions: int
+    worker_routing: float
+    topic_accuracy: float
+    misrouted_as_disclosure: float
+
+
+def worker_figures(pairs: list[tuple[str, str]]) -> WorkerFigures:
+    """Compute worker figures from (true intent, predicted intent) pairs of the workers' held-out set."""
+    questions = [(t, p) for t, p in pairs if t.startswith(WORKER_PREFIX)]
+    return WorkerFigures(
+        questions=len(questions),
+        worker_routing=ratio(sum(p.startswith(WORKER_PREFIX) for _, p in questions), len(questions)),
+        topic_accuracy=ratio(sum(t == p for t, p in questions), len(questions)),
+        misrouted_as_disclosure=1.0 - ratio(sum(not is_alarm(p) for _, p in questions), len(questions))
+        if questions
+        else 0.0,
+    )
 
 
 def failures(test_out: Path) -> tuple[list[tuple[str, str]], list[dict]]:
@@ -146,6 +175,33 @@ def report(fig: Figures, table: dict[str, Counter[str]], errors: list[dict]) -> 
     return "\n".join(lines)
 
 
+def worker_report(fig: WorkerFigures) -> str:
+    """Return the printed worker-mode report."""
+    return "\n".join(
+        [
+            f"Worker questions held out: {fig.questions}",
+            f"  worker routing          {fig.worker_routing:.3f}   "
+            f"(target >= {WORKER_TARGETS['worker_routing']})",
+            f"  topic accuracy          {fig.topic_accuracy:.3f}   "
+            f"(target >= {WORKER_TARGETS['topic_accuracy']})",
+            f"  misrouted as disclosure {fig.misrouted_as_disclosure:.3f}   "
+            f"(target <= {WORKER_TARGETS['misrouted_as_disclosure']})",
+        ]
+    )
+
+
+def missed_worker_targets(fig: WorkerFigures) -> list[str]:
+    """Return the worker figures that miss their target."""
+    missed = []
+    if fig.worker_routing < WORKER_TARGETS["worker_routing"]:
+        missed.append("worker routing")
+    if fig.topic_accuracy < WORKER_TARGETS["topic_accuracy"]:
+        missed.append("worker topic accuracy")
+    if fig.misrouted_as_disclosure > WORKER_TARGETS["misrouted_as_disclosure"]:
+        missed.append("worker questions misrouted as disclosures")
+    return missed
+
+
 def missed_targets(fig: Figures) -> list[str]:
     """Return the figures that miss their target."""
     missed = []
@@ -163,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--holdout", type=Path, required=True)
+    parser.add_argument("--worker-holdout", type=Path, help="held-out worker questions")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args(argv)
@@ -175,6 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     print(report(fig, confusion(pairs), errors))
     (args.out / "safeguarding.json").write_text(json.dumps(asdict(fig), indent=2) + "\n")
     missed = missed_targets(fig)
+    if args.worker_holdout:
+        worker_out = args.out / "worker"
+        run_rasa_test(args.model, args.worker_holdout, worker_out)
+        worker_pairs, _ = failures(worker_out)
+        wfig = worker_figures(worker_pairs)
+        print(worker_report(wfig))
+        (worker_out / "worker.json").write_text(json.dumps(asdict(wfig), indent=2) + "\n")
+        missed += missed_worker_targets(wfig)
     if args.check and missed:
         print(f"NLU gate failed: {', '.join(missed)}", file=sys.stderr)
         return 1

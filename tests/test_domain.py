@@ -69,6 +69,27 @@ def test_every_disclosure_answer_believes_and_does_not_blame(name: str) -> None:
             assert re.search(r"not (your|your friend's|their) fault|not to blame", text), variant
 
 
+def test_every_worker_answer_gives_its_source_and_the_local_procedures_line() -> None:
+    not_topics = {
+        "utter_worker_child_at_risk",
+        "utter_worker_child_disclosed",
+        "utter_worker_find_front_door",
+        "utter_worker_role_noted",
+    }
+    answers = {n: v for n, v in RESPONSES.items() if n.startswith("utter_worker_") and n not in not_topics}
+    assert len(answers) >= 12
+    for name, variants in answers.items():
+        for variant in variants:
+            assert re.search(r"^Source: .+, (?:\d{4}|undated page).*, https?://\S+", variant["text"], re.M), (
+                name
+            )
+            assert (
+                variant["text"]
+                .rstrip()
+                .endswith("Follow your setting's child-protection policy and local procedures.")
+            ), name
+
+
 def test_the_handover_message_makes_the_confidentiality_promise() -> None:
     (requested,) = [v for v in RESPONSES["utter_handover"] if not v.get("condition")]
     assert "stays private" in requested["text"]
@@ -84,8 +105,9 @@ def syllables(word: str) -> int:
 
 
 def test_wording_is_plain_enough_for_an_eleven_year_old() -> None:
-    """Flesch-Kincaid grade of all responses together at most 6 (UK reading age about 11)."""
-    prose = [re.sub(r"\S+\.(?:uk|org)\S*|\d[\d ]*", "", t) for _, t in all_texts()]
+    """Flesch-Kincaid grade of what young people read at most 6 (UK reading age about 11)."""
+    young = [t for name, t in all_texts() if not name.startswith("utter_worker")]
+    prose = [re.sub(r"\S+\.(?:uk|org)\S*|\d[\d ]*", "", t) for t in young]
     sentences = [s for t in prose for s in re.split(r"[.!?\n]+", t) if re.search(r"[a-zA-Z]", s)]
     words = [w for s in sentences for w in re.findall(r"[A-Za-z']+", s)]
     grade = 0.39 * len(words) / len(sentences) + 11.8 * sum(syllables(w) for w in words) / len(words) - 15.59

@@ -36,6 +36,7 @@ def normalise(text: str) -> str:
 
 TRAINING = [e for path in sorted((ROOT / "nlu").glob("*.yml")) for e in examples(path)]
 HOLDOUT = examples(ROOT / "tests" / "nlu_holdout.yml")
+WORKER_HOLDOUT = examples(ROOT / "tests" / "nlu_holdout_worker.yml")
 
 
 def test_each_disclosure_has_at_least_60_examples_and_risk_at_least_80() -> None:
@@ -52,7 +53,7 @@ def test_there_are_hard_negatives() -> None:
 
 def test_no_held_out_message_is_in_the_training_data() -> None:
     training = {normalise(text) for _, text in TRAINING}
-    leaked = [text for _, text in HOLDOUT if normalise(text) in training]
+    leaked = [text for _, text in HOLDOUT + WORKER_HOLDOUT if normalise(text) in training]
     assert not leaked, leaked[:10]
 
 
@@ -68,3 +69,13 @@ def test_no_training_example_is_labelled_twice() -> None:
     for intent, text in TRAINING:
         labels.setdefault(normalise(text), set()).add(intent)
     assert not {t: i for t, i in labels.items() if len(i) > 1}
+
+
+def test_every_worker_topic_has_training_and_held_out_questions() -> None:
+    topics = {intent for intent, _ in TRAINING if intent.startswith("worker_")}
+    assert len(topics) >= 13
+    trained = Counter(intent for intent, _ in TRAINING)
+    held_out = Counter(intent for intent, _ in WORKER_HOLDOUT)
+    for topic in topics:
+        assert trained[topic] >= 40, topic
+        assert held_out[topic] >= 10, topic

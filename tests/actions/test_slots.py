@@ -75,3 +75,26 @@ def test_an_unclear_message_near_risk_is_flagged() -> None:
 def test_a_clear_message_is_not_flagged_as_unclear_risk() -> None:
     events, _ = run(make_tracker(intent="greet", text="hi"))
     assert SlotSet("unclear_may_be_risk", False) in events
+
+
+def test_a_disclosure_with_danger_as_second_guess_is_flagged() -> None:
+    ranking = [
+        {"name": "disclose_cyberbullying", "confidence": 0.6},
+        {"name": "risk_immediate", "confidence": 0.3},
+    ]
+    tracker = make_tracker(intent="disclose_cyberbullying", text="...", intent_ranking=ranking)
+    domain = {"slots": {"may_be_risk": {"type": "bool", "mappings": [{"type": "custom"}]}}}
+    events = asyncio.run(ValidateSlotMappings().run(CollectingDispatcher(), tracker, domain))
+    assert SlotSet("may_be_risk", True) in events
+
+
+def test_a_clear_disclosure_is_not_flagged_as_danger() -> None:
+    ranking = [
+        {"name": "disclose_cyberbullying", "confidence": 0.9},
+        {"name": "disclose_harassment", "confidence": 0.05},
+        {"name": "risk_immediate", "confidence": 0.02},
+    ]
+    tracker = make_tracker(intent="disclose_cyberbullying", text="...", intent_ranking=ranking)
+    domain = {"slots": {"may_be_risk": {"type": "bool", "mappings": [{"type": "custom"}]}}}
+    events = asyncio.run(ValidateSlotMappings().run(CollectingDispatcher(), tracker, domain))
+    assert SlotSet("may_be_risk", False) in events

@@ -1,0 +1,42 @@
+import asyncio
+
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.slots import ValidateSlotMappings
+from actions.worker import ActionAnswerWorkerTopic, answer_response, worker_topic_from_intent
+from tests.actions.helpers import make_tracker
+
+DOMAIN = {"responses": {"utter_worker_ceop_reporting": [{"text": "..."}]}}
+
+
+def test_only_worker_intents_are_worker_topics() -> None:
+    assert worker_topic_from_intent("worker_ceop_reporting") == "worker_ceop_reporting"
+    assert worker_topic_from_intent("disclose_grooming") is None
+    assert worker_topic_from_intent(None) is None
+
+
+def test_a_topic_without_an_answer_in_the_domain_gets_none() -> None:
+    assert answer_response("worker_ceop_reporting", DOMAIN) == "utter_worker_ceop_reporting"
+    assert answer_response("worker_made_up", DOMAIN) is None
+
+
+def test_after_the_role_check_the_pending_question_is_answered_once() -> None:
+    tracker = make_tracker(intent="inform_role_worker", slots={"worker_topic": "worker_ceop_reporting"})
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(ActionAnswerWorkerTopic().run(dispatcher, tracker, DOMAIN))
+    assert [m["response"] for m in dispatcher.messages] == ["utter_worker_ceop_reporting"]
+    assert events == [SlotSet("worker_topic", None)]
+
+
+def test_with_no_pending_question_nothing_is_said() -> None:
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(ActionAnswerWorkerTopic().run(dispatcher, make_tracker(), DOMAIN))
+    assert dispatcher.messages == [] and events == []
+
+
+def test_a_worker_question_is_remembered_for_after_the_role_check() -> None:
+    domain = {"slots": {"worker_topic": {"type": "text", "mappings": [{"type": "custom"}]}}}
+    tracker = make_tracker(intent="worker_searching_devices", text="can i search a pupils phone")
+    events = asyncio.run(ValidateSlotMappings().run(CollectingDispatcher(), tracker, domain))
+    assert SlotSet("worker_topic", "worker_searching_devices") in events
