@@ -44,23 +44,22 @@ class ConsoleChat:
         self.out.flush()
 
     def render(self, messages: list[BotMessage]) -> None:
-        """The person sees each bot message, with numbered buttons and any handover notice."""
-        buttons: tuple[Button, ...] = ()
+        """The person sees each bot message, with buttons numbered across the whole reply."""
+        buttons: list[Button] = []
         for message in messages:
             if message.text:
                 self._print(f"Signpost: {message.text}")
             if message.image:
                 self._print("Signpost: [a picture; the terminal chat does not show pictures]")
-            for number, button in enumerate(message.buttons, start=1):
-                self._print(f"   [{number}] {button.title}")
-            if message.buttons:
-                buttons = message.buttons
+            for button in message.buttons:
+                buttons.append(button)
+                self._print(f"   [{len(buttons)}] {button.title}")
             if message.handover:
                 self._print(
                     "   (handover requested: priority {priority}, reason {reason}; in Telegram the "
                     "moderators would now get a case card)".format(**message.handover)
                 )
-        self.buttons = buttons
+        self.buttons = tuple(buttons)
 
     def to_message(self, line: str) -> str:
         """Return what to send for a typed line: a button's payload if they typed its number."""

@@ -89,3 +89,20 @@ def test_blank_lines_are_not_sent() -> None:
     chat, _, sent = chat_with(lambda r: httpx.Response(200, json=[]))
     asyncio.run(talk(chat, "   "))
     assert sent == []
+
+
+def test_buttons_of_several_messages_in_one_reply_are_numbered_apart() -> None:
+    reply = [
+        {
+            "text": "How old are you?",
+            "buttons": [
+                {"title": "Under 13", "payload": "/age_a"},
+                {"title": "13 to 17", "payload": "/age_b"},
+            ],
+        },
+        {"text": "Talk to a person?", "buttons": [{"title": "Yes", "payload": "/request_human"}]},
+    ]
+    chat, out, sent = chat_with(lambda r: httpx.Response(200, json=reply))
+    asyncio.run(talk(chat, "hi", "2", "3"))
+    assert "[3] Yes" in out.getvalue()
+    assert [s["message"] for s in sent] == ["hi", "/age_b", "/request_human"]

@@ -30,9 +30,10 @@ def chat(rasa_url: str, typed: str) -> str:
 
 @pytest.mark.e2e
 def test_the_terminal_chat_talks_to_the_running_assistant(assistant: Assistant) -> None:
-    out = chat(assistant.rasa_url, "hi\n1\n/quit\n")
+    out = chat(assistant.rasa_url, "hi\n2\n/quit\n")
     assert "0800 1111" in out
-    assert "[1] Yes, I can talk" in out
+    assert "[1] I work with young people" in out
+    assert "[2] Yes, I can talk" in out
     assert "Tell me what's going on" in out
 
 
