@@ -82,7 +82,7 @@ eval: train ## NLU safeguarding figures on the held-out set (tests/nlu_holdout.y
 	$(PY) scripts/eval.py --model $(MODEL) --holdout tests/nlu_holdout.yml --worker-holdout tests/nlu_holdout_worker.yml --out results/holdout
 
 bench: train ## Measure speed: messages per second and latency through Rasa and the actions
-	$(PY) scripts/bench.py --model $(MODEL)
+	$(PY) -m scripts.bench --model $(MODEL)
 
 test: setup validate lint $(MODEL) ## Every test: validation, lint, unit, end-to-end, conversation tests, NLU gate
 	$(PY) -m pytest

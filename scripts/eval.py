@@ -31,6 +31,7 @@ RISK = "risk_immediate"
 TARGETS = {"disclosure_recall": 0.95, "risk_recall": 0.98, "false_alarm_rate": 0.05}
 WORKER_TARGETS = {"worker_routing": 0.95, "topic_accuracy": 0.85, "misrouted_as_disclosure": 0.05}
 WORKER_PREFIX = "worker_"
+AT_MOST = {"false_alarm_rate", "misrouted_as_disclosure"}
 
 
 def is_alarm(intent: str) -> bool:
@@ -190,28 +191,14 @@ def worker_report(fig: WorkerFigures) -> str:
     )
 
 
-def missed_worker_targets(fig: WorkerFigures) -> list[str]:
-    """Return the worker figures that miss their target."""
-    missed = []
-    if fig.worker_routing < WORKER_TARGETS["worker_routing"]:
-        missed.append("worker routing")
-    if fig.topic_accuracy < WORKER_TARGETS["topic_accuracy"]:
-        missed.append("worker topic accuracy")
-    if fig.misrouted_as_disclosure > WORKER_TARGETS["misrouted_as_disclosure"]:
-        missed.append("worker questions misrouted as disclosures")
-    return missed
-
-
-def missed_targets(fig: Figures) -> list[str]:
-    """Return the figures that miss their target."""
-    missed = []
-    if fig.disclosure_recall < TARGETS["disclosure_recall"]:
-        missed.append("disclosure recall")
-    if fig.risk_recall < TARGETS["risk_recall"]:
-        missed.append("risk recall")
-    if fig.false_alarm_rate > TARGETS["false_alarm_rate"]:
-        missed.append("false-alarm rate")
-    return missed
+def missed_targets(fig: Figures | WorkerFigures, targets: dict[str, float]) -> list[str]:
+    """Return the names of the figures that miss their target (AT_MOST ones are upper bounds)."""
+    values = asdict(fig)
+    return [
+        name.replace("_", " ")
+        for name, bound in targets.items()
+        if (values[name] > bound if name in AT_MOST else values[name] < bound)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     fig = figures(pairs)
     print(report(fig, confusion(pairs), errors))
     (args.out / "safeguarding.json").write_text(json.dumps(asdict(fig), indent=2) + "\n")
-    missed = missed_targets(fig)
+    missed = missed_targets(fig, TARGETS)
     if args.worker_holdout:
         worker_out = args.out / "worker"
         run_rasa_test(args.model, args.worker_holdout, worker_out)
@@ -239,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         wfig = worker_figures(worker_pairs)
         print(worker_report(wfig))
         (worker_out / "worker.json").write_text(json.dumps(asdict(wfig), indent=2) + "\n")
-        missed += missed_worker_targets(wfig)
+        missed += missed_targets(wfig, WORKER_TARGETS)
     if args.check and missed:
         print(f"NLU gate failed: {', '.join(missed)}", file=sys.stderr)
         return 1
