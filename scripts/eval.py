@@ -96,11 +96,14 @@ class WorkerFigures:
     worker_routing: float
     topic_accuracy: float
     misrouted_as_disclosure: float
+    near_misses: int
+    near_misses_flagged: int
 
 
 def worker_figures(pairs: list[tuple[str, str]]) -> WorkerFigures:
     """Compute worker figures from (true intent, predicted intent) pairs of the workers' held-out set."""
     questions = [(t, p) for t, p in pairs if t.startswith(WORKER_PREFIX)]
+    near_misses = [(t, p) for t, p in pairs if t == "out_of_scope"]
     return WorkerFigures(
         questions=len(questions),
         worker_routing=ratio(sum(p.startswith(WORKER_PREFIX) for _, p in questions), len(questions)),
@@ -108,6 +111,8 @@ def worker_figures(pairs: list[tuple[str, str]]) -> WorkerFigures:
         misrouted_as_disclosure=1.0 - ratio(sum(not is_alarm(p) for _, p in questions), len(questions))
         if questions
         else 0.0,
+        near_misses=len(near_misses),
+        near_misses_flagged=sum(is_alarm(p) for _, p in near_misses),
     )
 
 
@@ -187,6 +192,8 @@ def worker_report(fig: WorkerFigures) -> str:
             f"(target >= {WORKER_TARGETS['topic_accuracy']})",
             f"  misrouted as disclosure {fig.misrouted_as_disclosure:.3f}   "
             f"(target <= {WORKER_TARGETS['misrouted_as_disclosure']})",
+            f"  work near-misses predicted as a disclosure or risk: "
+            f"{fig.near_misses_flagged} of {fig.near_misses}",
         ]
     )
 

@@ -37,12 +37,15 @@ def test_worker_figures_and_their_gate() -> None:
         ("worker_sextortion", "disclose_sextortion"),
         ("worker_find_front_door", "worker_find_front_door"),
         ("inform_role_worker", "inform_role_worker"),
+        ("out_of_scope", "risk_immediate"),
+        ("out_of_scope", "out_of_scope"),
     ]
     fig = worker_figures(pairs)
     assert fig.questions == 4
     assert fig.worker_routing == 0.75
     assert fig.topic_accuracy == 0.5
     assert fig.misrouted_as_disclosure == 0.25
+    assert (fig.near_misses, fig.near_misses_flagged) == (2, 1)
     assert missed_targets(fig, WORKER_TARGETS) == [
         "worker routing",
         "topic accuracy",
