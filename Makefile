@@ -79,7 +79,7 @@ lint: setup ## ruff and mypy over our code
 	$(APP_VENV)/bin/mypy actions bot
 
 eval: train ## NLU safeguarding figures on the held-out set (tests/nlu_holdout.yml)
-	$(PY) scripts/eval.py --model $(MODEL) --holdout tests/nlu_holdout.yml --worker-holdout tests/nlu_holdout_worker.yml --out results/holdout
+	$(PY) -m scripts.eval --model $(MODEL) --holdout tests/nlu_holdout.yml --worker-holdout tests/nlu_holdout_worker.yml --out results/holdout
 
 bench: train ## Measure speed: messages per second and latency through Rasa and the actions
 	$(PY) -m scripts.bench --model $(MODEL)
@@ -87,7 +87,7 @@ bench: train ## Measure speed: messages per second and latency through Rasa and 
 test: setup validate lint $(MODEL) ## Every test: validation, lint, unit, end-to-end, conversation tests, NLU gate
 	$(PY) -m pytest
 	$(RASA) test core --model $(MODEL) --stories tests/rasa --fail-on-prediction-errors --out results/core
-	$(PY) scripts/eval.py --model $(MODEL) --holdout tests/nlu_holdout.yml --worker-holdout tests/nlu_holdout_worker.yml --out results/holdout --check
+	$(PY) -m scripts.eval --model $(MODEL) --holdout tests/nlu_holdout.yml --worker-holdout tests/nlu_holdout_worker.yml --out results/holdout --check
 
 run: setup $(MODEL) ## Start Rasa, the actions and the bot (terminal chat without TELEGRAM_BOT_TOKEN)
 	scripts/run-all

@@ -25,18 +25,19 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from actions.disclosure import RISK_INTENT, disclosure_from_intent
+from actions.worker import WORKER_PREFIX
+
 ROOT = Path(__file__).resolve().parent.parent
 RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
-RISK = "risk_immediate"
 TARGETS = {"disclosure_recall": 0.95, "risk_recall": 0.98, "false_alarm_rate": 0.05}
 WORKER_TARGETS = {"worker_routing": 0.95, "topic_accuracy": 0.85, "misrouted_as_disclosure": 0.05}
-WORKER_PREFIX = "worker_"
 AT_MOST = {"false_alarm_rate", "misrouted_as_disclosure"}
 
 
 def is_alarm(intent: str) -> bool:
-    """Return True for the intents that treat a message as a disclosure or danger."""
-    return intent.startswith("disclose_") or intent == RISK
+    """Return True for the intents the assistant treats as a disclosure or danger."""
+    return disclosure_from_intent(intent) is not None
 
 
 @dataclass(frozen=True)
@@ -54,15 +55,15 @@ class Figures:
     intent_accuracy: float
 
 
-def ratio(part: int, whole: int) -> float:
-    """Return part / whole, or 1.0 for an empty whole (nothing to miss)."""
-    return part / whole if whole else 1.0
+def ratio(part: int, whole: int, empty: float = 1.0) -> float:
+    """Return part / whole, or `empty` for an empty whole (1.0: nothing was missed)."""
+    return part / whole if whole else empty
 
 
 def figures(pairs: list[tuple[str, str]]) -> Figures:
     """Compute the figures from (true intent, predicted intent) pairs."""
     disclosures = [(t, p) for t, p in pairs if t.startswith("disclose_")]
-    risks = [(t, p) for t, p in pairs if t == RISK]
+    risks = [(t, p) for t, p in pairs if t == RISK_INTENT]
     ordinary = [(t, p) for t, p in pairs if not is_alarm(t)]
     flagged = disclosures + risks
     return Figures(
@@ -71,10 +72,8 @@ def figures(pairs: list[tuple[str, str]]) -> Figures:
         risks=len(risks),
         ordinary=len(ordinary),
         disclosure_recall=ratio(sum(is_alarm(p) for _, p in disclosures), len(disclosures)),
-        risk_recall=ratio(sum(p == RISK for _, p in risks), len(risks)),
-        false_alarm_rate=1.0 - ratio(sum(not is_alarm(p) for _, p in ordinary), len(ordinary))
-        if ordinary
-        else 0.0,
+        risk_recall=ratio(sum(p == RISK_INTENT for _, p in risks), len(risks)),
+        false_alarm_rate=ratio(sum(is_alarm(p) for _, p in ordinary), len(ordinary), empty=0.0),
         exact_type_accuracy=ratio(sum(t == p for t, p in flagged), len(flagged)),
         intent_accuracy=ratio(sum(t == p for t, p in pairs), len(pairs)),
     )
@@ -108,9 +107,7 @@ def worker_figures(pairs: list[tuple[str, str]]) -> WorkerFigures:
         questions=len(questions),
         worker_routing=ratio(sum(p.startswith(WORKER_PREFIX) for _, p in questions), len(questions)),
         topic_accuracy=ratio(sum(t == p for t, p in questions), len(questions)),
-        misrouted_as_disclosure=1.0 - ratio(sum(not is_alarm(p) for _, p in questions), len(questions))
-        if questions
-        else 0.0,
+        misrouted_as_disclosure=ratio(sum(is_alarm(p) for _, p in questions), len(questions), empty=0.0),
         near_misses=len(near_misses),
         near_misses_flagged=sum(is_alarm(p) for _, p in near_misses),
     )
