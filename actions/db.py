@@ -1,0 +1,73 @@
+"""One database for the directory (and, later, the adapter's cases): engine, sessions, migrations.
+
+Callers own their unit of work: `with sessionmaker_for(url).begin() as session: ...`. Query functions
+take the session and never commit or close it.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from actions.models import Service
+from actions.settings import ROOT
+
+logger = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=8)
+def engine_for(url: str) -> Engine:
+    """Return the process's engine for a database URL (SQLite files get their folder and FK checks)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+        event.listen(engine, "connect", _sqlite_foreign_keys)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def sessionmaker_for(url: str) -> sessionmaker[Session]:
+    """Return a session factory bound to the URL's engine."""
+    return sessionmaker(engine_for(url), expire_on_commit=False)
+
+
+def alembic_config(url: str) -> Config:
+    """Return the Alembic configuration (alembic.ini) pointed at this database."""
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.attributes["database_url"] = url
+    return config
+
+
+def upgrade(url: str) -> None:
+    """Bring the database schema up to the newest migration."""
+    command.upgrade(alembic_config(url), "head")
+
+
+def ensure_ready(url: str) -> bool:
+    """Migrate the database and, if the directory is empty, load the national seed; True if seeded."""
+    from actions.hsds import SEED_FILE, import_path
+
+    upgrade(url)
+    with sessionmaker_for(url).begin() as session:
+        if session.scalar(select(func.count()).select_from(Service)):
+            return False
+    report = import_path(url, SEED_FILE)
+    logger.info("Directory was empty: loaded %d national services from %s", report.services, SEED_FILE)
+    return True
