@@ -71,3 +71,10 @@ def ensure_ready(url: str) -> bool:
     report = import_path(url, SEED_FILE)
     logger.info("Directory was empty: loaded %d national services from %s", report.services, SEED_FILE)
     return True
+
+
+@lru_cache(maxsize=8)
+def prepared(url: str) -> str:
+    """Return the URL after making sure, once per process, that its database is ready to query."""
+    ensure_ready(url)
+    return url

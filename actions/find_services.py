@@ -14,7 +14,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.db import ensure_ready, sessionmaker_for
+from actions.db import prepared, sessionmaker_for
 from actions.disclosure import disclosure_from_intent
 from actions.locate import Located, NotLocated, gazetteer
 from actions.models import NEEDS
@@ -70,9 +70,7 @@ def where(tracker: Tracker) -> Located | NotLocated | None:
 
 def search(located: Located | None, need: str | None, age: int | None) -> Found:
     """Return services for a place (migrating and seeding an empty database first)."""
-    url = get_settings().database_url
-    ensure_ready(url)
-    with sessionmaker_for(url).begin() as session:
+    with sessionmaker_for(prepared(get_settings().database_url)).begin() as session:
         return find_services(
             session,
             authority=located.authority if located else None,

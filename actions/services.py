@@ -77,20 +77,18 @@ def age_filter(age: int) -> Any:
 
 
 def in_areas(codes: Sequence[str]) -> Any:
-    """Return a condition: the service covers one of these ONS areas."""
-    return exists(
-        select(ServiceArea.id).where(ServiceArea.service_id == Service.id, ServiceArea.area_code.in_(codes))
-    )
+    """Return a condition: the service covers one of these ONS areas (the index on area_code leads)."""
+    return Service.id.in_(select(ServiceArea.service_id).where(ServiceArea.area_code.in_(codes)))
 
 
-def base_query(need: str | None, age: int | None) -> Select[tuple[Service]]:
-    """Return active services, filtered by need and age, with what a listing shows loaded."""
-    query = select(Service).where(Service.status == "active")
+def matching_ids(need: str | None, age: int | None, areas: Sequence[str], order: Any) -> Select[tuple[str]]:
+    """Return the ids of active services in the areas, filtered by need and age, in listing order."""
+    query = select(Service.id).where(Service.status == "active", in_areas(areas))
     if need:
         query = query.where(need_filter(need))
     if age is not None:
         query = query.where(age_filter(age))
-    return query.options(selectinload(Service.phones), selectinload(Service.schedules))
+    return query.order_by(order, Service.name)
 
 
 def need_rank(need: str) -> Any:
@@ -116,32 +114,41 @@ def find_services(
     age: int | None,
     now: dt.datetime,
 ) -> Found:
-    """Return up to 3 local services for the council, then national ones (a safety net if none match)."""
-    local: list[Service] = []
+    """Return up to 3 local services for the council, then national ones (a safety net if none match).
+
+    Ids are chosen by small id-only queries; then one query loads just the services to be shown.
+    """
+    local_ids: list[str] = []
     if authority is not None:
-        query = base_query(need, age).where(in_areas([authority.code]))
-        query = query.order_by(need_rank(need) if need else Service.name, Service.name)
-        local = list(session.scalars(query.limit(LOCAL_LIMIT)))
-    national_areas = [UNITED_KINGDOM]
+        order = need_rank(need) if need else Service.name
+        local_ids = list(session.scalars(matching_ids(need, age, [authority.code], order).limit(LOCAL_LIMIT)))
+    areas = [UNITED_KINGDOM]
     if authority is not None and authority.nation in NATION_CODES:
-        national_areas.append(NATION_CODES[authority.nation])
-    national = national_services(session, national_areas, need, age)
-    if not national and need != SAFETY_NET_NEED:
-        national = national_services(session, national_areas, SAFETY_NET_NEED, age)
-    if not national:
-        national = national_services(session, national_areas, SAFETY_NET_NEED, None)
+        areas.append(NATION_CODES[authority.nation])
+    national_ids: list[str] = []
+    for national_need, national_age in (
+        (need or SAFETY_NET_NEED, age),
+        (SAFETY_NET_NEED, age),
+        (SAFETY_NET_NEED, None),
+    ):
+        query = matching_ids(national_need, national_age, areas, need_rank(national_need)).limit(
+            NATIONAL_LIMIT
+        )
+        national_ids = list(session.scalars(query))
+        if national_ids:
+            break
+    loaded = {
+        service.id: service
+        for service in session.scalars(
+            select(Service)
+            .where(Service.id.in_(local_ids + national_ids))
+            .options(selectinload(Service.phones), selectinload(Service.schedules))
+        )
+    }
     return Found(
-        [listing(service, True, now) for service in local],
-        [listing(service, False, now) for service in national],
+        [listing(loaded[i], True, now) for i in local_ids],
+        [listing(loaded[i], False, now) for i in national_ids],
     )
-
-
-def national_services(session: Session, areas: list[str], need: str | None, age: int | None) -> list[Service]:
-    """Return national services for the need (the crisis lines if none is given), in our order."""
-    need = need or SAFETY_NET_NEED
-    query = base_query(need, age).where(in_areas(areas)).order_by(need_rank(need), Service.name)
-    query = query.limit(NATIONAL_LIMIT)
-    return list(session.scalars(query))
 
 
 def listing(service: Service, local: bool, now: dt.datetime) -> Listing:

@@ -51,12 +51,22 @@ class Stack:
 
 
 @contextmanager
-def running_stack(workdir: Path, model: Path = MODEL) -> Iterator[Stack]:
-    """Start the action server and Rasa (loopback only), yield when both answer, stop them after."""
+def running_stack(workdir: Path, model: Path = MODEL, database_url: str | None = None) -> Iterator[Stack]:
+    """Start the action server and Rasa (loopback only), yield when both answer, stop them after.
+
+    The database (default: a new SQLite file in `workdir`) is migrated and seeded first, as `make run` does.
+    """
     action_port, rasa_port = free_port(), free_port()
     endpoints = workdir / "endpoints.yml"
     endpoints.write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n')
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "DATABASE_URL": database_url or f"sqlite:///{workdir / 'signpost.db'}",
+    }
+    subprocess.run([str(APP_PYTHON), "-m", "actions.directory", "ready"], cwd=ROOT, env=env, check=True)
     logs = {"actions": workdir / "actions.log", "rasa": workdir / "rasa.log"}
     with logs["actions"].open("wb") as actions_log, logs["rasa"].open("wb") as rasa_log:
         actions = subprocess.Popen(

@@ -3,6 +3,7 @@ wording stays plain (DESIGN.md non-negotiables 1 and 4)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -120,3 +121,23 @@ def test_responses_and_domain_lists_are_alphabetised() -> None:
         assert names == sorted(names), key
     assert list(RESPONSES) == sorted(RESPONSES)
     assert list(DOMAIN["slots"]) == sorted(DOMAIN["slots"])
+
+
+def test_every_number_and_address_in_the_seed_directory_is_in_the_sources() -> None:
+    """The directory's seed services (data/directory/seed.json) are held to the same rule."""
+    services = json.loads((ROOT / "data" / "directory" / "seed.json").read_text(encoding="utf-8"))
+    numbers = {phone["number"] for service in services for phone in service["phones"]}
+    urls = {s["url"].split("://", 1)[1].removeprefix("www.").rstrip("/") for s in services if "url" in s}
+    assert numbers and urls
+    assert (
+        sorted(n for n in numbers if n not in SOURCES and n.replace(" ", "") not in SOURCES.replace(" ", ""))
+        == []
+    )
+    assert sorted(u for u in urls if u.lower() not in SOURCES.lower()) == []
+    for service in services:
+        assert service["assured_date"], service["name"]
+        items = re.findall(r"(?:item|items) ([\dW]+)|\b(W\d+)", service["x_signpost_source"])
+        assert items, service["name"]
+        for item, worker_item in items:
+            heading = f"## {item or worker_item}."
+            assert heading in SOURCES, (service["name"], heading)
