@@ -49,8 +49,8 @@ $(APP_VENV)/.installed: requirements/app.txt requirements/dev.txt
 	$(APP_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/dev.txt
 	touch $@
 
-$(SPACY_MODEL)/meta.json: scripts/build_spacy.py $(wildcard nlu/lookups/*.txt) $(RASA_VENV)/.installed
-	$(RASA_VENV)/bin/python scripts/build_spacy.py $(SPACY_MODEL)
+$(SPACY_MODEL)/meta.json: scripts/build_spacy.py $(wildcard nlu/lookups/*.txt) $(GEO) $(RASA_VENV)/.installed
+	$(RASA_VENV)/bin/python scripts/build_spacy.py $(SPACY_MODEL) $(GEO)
 
 # Postcode and place → council tables for actions/locate.py, from ONS and GeoNames data (offline).
 $(GEO): scripts/build_geo.py data/geo/authorities.csv nlu/lookups/place_stopwords.txt $(RASA_VENV)/.installed

