@@ -13,7 +13,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -58,6 +58,13 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str) -> None:
     """Bring the database schema up to the newest migration."""
     command.upgrade(alembic_config(url), "head")
+
+
+def analyze(url: str) -> None:
+    """Refresh the query planner's statistics after a bulk import (PostgreSQL and SQLite both plan
+    the directory queries badly on a freshly loaded table until this runs)."""
+    with engine_for(url).begin() as connection:
+        connection.execute(text("ANALYZE"))
 
 
 def ensure_ready(url: str) -> bool:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from actions.db import sessionmaker_for, upgrade
+from actions.db import analyze, sessionmaker_for, upgrade
 from actions.models import (
     NEED_VOCABULARY,
     NEEDS,
@@ -585,7 +585,9 @@ def import_path(url: str, path: Path) -> ImportReport:
     upgrade(url)
     records = read_records(path)
     with sessionmaker_for(url).begin() as session:
-        return import_records(session, records)
+        report = import_records(session, records)
+    analyze(url)
+    return report
 
 
 # --- export -----------------------------------------------------------------------------------------

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import httpx
 
-from actions.db import sessionmaker_for, upgrade
+from actions.db import analyze, sessionmaker_for, upgrade
 from actions.hsds import SEED_FILE, import_records, read_records
 from actions.locate import gazetteer
 from actions.models import NEEDS, STATISTICAL_GEOGRAPHY
 from actions.services import find_services
-from actions.settings import DEFAULT_GEO_TABLES
+from actions.settings import DEFAULT_GEO_TABLES, load_settings
 from scripts.stack import MODEL, ROOT, running_stack
 
 CONVERSATION = (
@@ -133,6 +133,7 @@ def directory_bench(url: str, services: int, queries: int) -> None:
     with sessionmaker_for(url).begin() as session:
         import_records(session, read_records(SEED_FILE))
         import_records(session, synthetic_services(services, codes, rng))
+    analyze(url)  # as `python -m actions.directory import` does after every file
     load_seconds = time.perf_counter() - start
     timings = []
     now = dt.datetime.now(dt.timezone.utc)
@@ -169,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.python_version()}; model {args.model.name}"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        directory_bench(args.directory_url or f"sqlite:///{tmp}/bench.db", args.services, args.queries)
+        url = load_settings({"DATABASE_URL": args.directory_url or f"sqlite:///{tmp}/bench.db"}).database_url
+        directory_bench(url, args.services, args.queries)
     if args.directory_only:
         return 0
     train = ROOT / "build" / "train_seconds"
