@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .test_hsds import FIXTURE_ID, ORUK_FIXTURE, ROOT
+from .test_hsds import FIXTURE_ID, ROOT, oruk_path
 
 
 def directory(url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -25,16 +25,16 @@ def directory(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_import_creates_the_schema_and_accepts_the_oruk_example(fresh_url: str) -> None:
-    done = directory(fresh_url, "import", str(ORUK_FIXTURE))
+    done = directory(fresh_url, "import", str(oruk_path()))
     assert done.returncode == 0, done.stderr
     assert "1 new" in done.stdout
-    again = directory(fresh_url, "import", str(ORUK_FIXTURE))
+    again = directory(fresh_url, "import", str(oruk_path()))
     assert again.returncode == 0 and "0 new, 1 updated" in again.stdout
 
 
 def test_export_round_trips_through_import(fresh_url: str, tmp_path: Path) -> None:
     directory(fresh_url, "ready")
-    directory(fresh_url, "import", str(ORUK_FIXTURE))
+    directory(fresh_url, "import", str(oruk_path()))
     exported = directory(fresh_url, "export")
     assert exported.returncode == 0
     dump = tmp_path / "export.json"
@@ -48,7 +48,7 @@ def test_export_round_trips_through_import(fresh_url: str, tmp_path: Path) -> No
 
 
 def test_a_file_with_a_bad_record_writes_nothing_and_fails(fresh_url: str, tmp_path: Path) -> None:
-    good = json.loads(ORUK_FIXTURE.read_text(encoding="utf-8"))
+    good = json.loads(oruk_path().read_text(encoding="utf-8"))
     bad = dict(good, id="bad-1", minimum_age=-3)
     path = tmp_path / "mixed.json"
     path.write_text(json.dumps([good, bad]), encoding="utf-8")

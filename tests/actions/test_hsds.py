@@ -23,12 +23,23 @@ from actions.models import Phone, Schedule, Service, ServiceArea
 
 ROOT = Path(__file__).resolve().parents[2]
 ORUK_FIXTURE = ROOT.parent / "shared" / "fixtures" / "openreferral-uk" / "service_full.json"
+
+
+def oruk_path() -> Path:
+    """The Open Referral UK example record as published, read from ../shared (never copied here)."""
+    if not ORUK_FIXTURE.exists():
+        pytest.skip(
+            f"the shared Open Referral UK fixture is not at {ORUK_FIXTURE} (no ../shared beside the checkout)"
+        )
+    return ORUK_FIXTURE
+
+
 FIXTURE_ID = "ac148810-d857-441c-9679-408f346de14b"
 
 
 def oruk_record() -> dict[str, Any]:
     """The Open Referral UK example record, as published."""
-    return json.loads(ORUK_FIXTURE.read_text(encoding="utf-8"))
+    return json.loads(oruk_path().read_text(encoding="utf-8"))
 
 
 def count(session: Session, model: type) -> int:
@@ -42,7 +53,7 @@ def problems_of(session: Session, records: list[dict[str, Any]]) -> list[tuple[s
 
 
 def test_the_published_oruk_example_is_accepted_as_it_is(session: Session) -> None:
-    report = import_records(session, read_records(ORUK_FIXTURE))
+    report = import_records(session, read_records(oruk_path()))
     assert report.services == 1 and report.created == 1
     service = session.get(Service, FIXTURE_ID)
     assert service is not None
