@@ -6,21 +6,17 @@ take the session and never commit or close it.
 
 from __future__ import annotations
 
-import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from actions.models import Service
 from actions.settings import ROOT
-
-logger = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=8)
@@ -65,23 +61,3 @@ def analyze(url: str) -> None:
     the directory queries badly on a freshly loaded table until this runs)."""
     with engine_for(url).begin() as connection:
         connection.execute(text("ANALYZE"))
-
-
-def ensure_ready(url: str) -> bool:
-    """Migrate the database and, if the directory is empty, load the national seed; True if seeded."""
-    from actions.hsds import SEED_FILE, import_path
-
-    upgrade(url)
-    with sessionmaker_for(url).begin() as session:
-        if session.scalar(select(func.count()).select_from(Service)):
-            return False
-    report = import_path(url, SEED_FILE)
-    logger.info("Directory was empty: loaded %d national services from %s", report.services, SEED_FILE)
-    return True
-
-
-@lru_cache(maxsize=8)
-def prepared(url: str) -> str:
-    """Return the URL after making sure, once per process, that its database is ready to query."""
-    ensure_ready(url)
-    return url

@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
-from actions.db import ensure_ready, sessionmaker_for, upgrade
-from actions.hsds import RejectedImportError, export_services, import_path
+from actions.db import sessionmaker_for, upgrade
+from actions.hsds import RejectedImportError, ensure_ready, export_services, import_path
 from actions.locate import Located, gazetteer
 from actions.models import NEEDS
 from actions.services import Found, Listing, Wording, find_services, hours_text, render_all

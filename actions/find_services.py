@@ -14,8 +14,8 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.db import prepared, sessionmaker_for
-from actions.disclosure import disclosure_from_intent
+from actions.db import sessionmaker_for
+from actions.hsds import prepared
 from actions.locate import Located, NotLocated, gazetteer
 from actions.models import NEEDS
 from actions.services import Found, Wording, find_services, render_all
@@ -91,9 +91,7 @@ class LocationValidation:
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         """The person hears if we can't find the place, and can always skip."""
-        if _intent(tracker) in SKIP_INTENTS:
-            return {"location": SKIPPED}
-        if value == SKIPPED:
+        if value == SKIPPED or _intent(tracker) in SKIP_INTENTS:
             return {"location": SKIPPED}
         places = gazetteer(get_settings().geo_tables)
         for text in (str(value or ""), str(tracker.latest_message.get("text") or "")):
@@ -128,9 +126,9 @@ class ValidateFindServicesForm(LocationValidation, FormValidationAction):
                 )
             }
         disclosure = tracker.get_slot("disclosure")
-        if disclosure and disclosure_from_intent(disclosure) in NEED_FROM_DISCLOSURE:
-            return {"service_need": NEED_FROM_DISCLOSURE[disclosure]}
-        return {}
+        return (
+            {"service_need": NEED_FROM_DISCLOSURE[disclosure]} if disclosure in NEED_FROM_DISCLOSURE else {}
+        )
 
     async def validate_service_need(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict

@@ -11,14 +11,16 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import logging
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from actions.db import analyze, sessionmaker_for, upgrade
@@ -41,6 +43,8 @@ from actions.models import (
     TaxonomyTerm,
 )
 from actions.settings import ROOT
+
+logger = logging.getLogger(__name__)
 
 SEED_FILE = ROOT / "data" / "directory" / "seed.json"
 TEMPLATE_FILE = ROOT / "data" / "directory" / "template.csv"
@@ -437,58 +441,27 @@ def upsert_service(session: Session, record: dict[str, Any]) -> bool:
     service.assured_date = parse_date(record.get("assured_date"))
     service.last_modified = parse_datetime(record.get("last_modified"))
     service.extra = rest(record, SERVICE_FIELDS)
-    service.phones = [
-        set_fields(
-            fetch(session, Phone, p["id"]),
-            position=i,
-            number=p["number"],
-            type=p.get("type"),
-            description=p.get("description"),
-            extra=rest(p, ("id", "number", "type", "description", "service_id")),
-        )
-        for i, p in enumerate(record.get("phones") or [])
-    ]
-    service.schedules = [
-        set_fields(
-            fetch(session, Schedule, s["id"]),
-            position=i,
-            opens_at=parse_time(s.get("opens_at")),
-            closes_at=parse_time(s.get("closes_at")),
-            byday=s.get("byday"),
-            description=s.get("description"),
-            extra=rest(s, ("id", "opens_at", "closes_at", "byday", "description", "service_id")),
-        )
-        for i, s in enumerate(record.get("schedules") or [])
-    ]
-    service.service_areas = [
-        set_fields(
-            fetch(session, ServiceArea, a["id"]),
-            position=i,
-            name=a.get("name"),
-            area_code=area_code(a),
-            extra=rest(a, ("id", "name", "service_id")),
-        )
-        for i, a in enumerate(record.get("service_areas") or [])
-    ]
-    service.service_at_locations = [
-        set_fields(
-            fetch(session, ServiceAtLocation, sal["id"]),
-            position=i,
-            location_id=upsert_location(session, sal),
-            extra=rest(sal, ("id", "location", "location_id", "service_id")),
-        )
-        for i, sal in enumerate(record.get("service_at_locations") or [])
-    ]
-    service.attributes = [
-        set_fields(
-            fetch(session, Attribute, a["id"]),
-            position=i,
-            taxonomy_term_id=upsert_term(session, a),
-            value=a.get("value"),
-            extra=rest(a, ("id", "taxonomy_term", "taxonomy_term_id", "value", "link_id")),
-        )
-        for i, a in enumerate(record.get("attributes") or [])
-    ]
+    service.phones = upsert_parts(session, Phone, record.get("phones"), PHONE_COLUMNS)
+    service.schedules = upsert_parts(session, Schedule, record.get("schedules"), SCHEDULE_COLUMNS)
+    service.service_areas = upsert_parts(
+        session, ServiceArea, record.get("service_areas"), AREA_COLUMNS, area_code=area_code
+    )
+    service.service_at_locations = upsert_parts(
+        session,
+        ServiceAtLocation,
+        record.get("service_at_locations"),
+        (),
+        consumed=("location", "location_id"),
+        location_id=lambda sal: upsert_location(session, sal),
+    )
+    service.attributes = upsert_parts(
+        session,
+        Attribute,
+        record.get("attributes"),
+        ("value",),
+        consumed=("taxonomy_term", "taxonomy_term_id", "link_id"),
+        taxonomy_term_id=lambda attribute: upsert_term(session, attribute),
+    )
     return existing is None
 
 
@@ -516,6 +489,38 @@ SERVICE_FIELDS = (
 LOCATION_FIELDS = ("id", "name", "latitude", "longitude")
 
 
+# A part's fields that have columns of their own (read on import, written back on export).
+PHONE_COLUMNS = ("number", "type", "description")
+SCHEDULE_COLUMNS = ("opens_at", "closes_at", "byday", "description")
+AREA_COLUMNS = ("name",)
+PARSERS: dict[str, Callable[[Any], Any]] = {"opens_at": parse_time, "closes_at": parse_time}
+
+
+def upsert_parts(
+    session: Session,
+    model: type[M],
+    items: list[dict[str, Any]] | None,
+    columns: tuple[str, ...],
+    *,
+    consumed: tuple[str, ...] = (),
+    **derived: Callable[[dict[str, Any]], Any],
+) -> list[M]:
+    """Write a service's list of parts in order (upsert by id): `columns` as given (times parsed),
+    `derived` columns computed from the item, and every other field kept in `extra`."""
+    rows = []
+    for position, item in enumerate(items or []):
+        values = {column: PARSERS.get(column, same)(item.get(column)) for column in columns}
+        values |= {column: derive(item) for column, derive in derived.items()}
+        extra = rest(item, ("id", "service_id", *columns, *consumed))
+        rows.append(set_fields(fetch(session, model, item["id"]), position=position, extra=extra, **values))
+    return rows
+
+
+def same(value: Any) -> Any:
+    """Return the value unchanged."""
+    return value
+
+
 def set_fields(row: M, **values: Any) -> M:
     """Set columns on a row and return it."""
     for key, value in values.items():
@@ -527,7 +532,8 @@ def upsert_location(session: Session, sal: dict[str, Any]) -> str | None:
     """Write the location a service_at_location carries; return its id."""
     location = sal.get("location")
     if not isinstance(location, dict):
-        return sal.get("location_id") if session.get(Location, sal.get("location_id") or "") else None
+        known = sal.get("location_id")
+        return known if known and session.get(Location, known) is not None else None
     row = fetch(session, Location, location["id"])
     address = (location.get("addresses") or [{}])[0] if isinstance(location.get("addresses"), list) else {}
     set_fields(
@@ -580,14 +586,37 @@ def import_records(session: Session, records: list[dict[str, Any]]) -> ImportRep
     return report
 
 
-def import_path(url: str, path: Path) -> ImportReport:
-    """Migrate the database if needed, then import one file in one transaction."""
-    upgrade(url)
+def import_file(url: str, path: Path) -> ImportReport:
+    """Import one file in one transaction into an up-to-date schema, then refresh planner statistics."""
     records = read_records(path)
     with sessionmaker_for(url).begin() as session:
         report = import_records(session, records)
     analyze(url)
     return report
+
+
+def import_path(url: str, path: Path) -> ImportReport:
+    """Migrate the database if needed, then import one file in one transaction."""
+    upgrade(url)
+    return import_file(url, path)
+
+
+def ensure_ready(url: str) -> bool:
+    """Migrate the database and, if the directory is empty, load the seed services; True if seeded."""
+    upgrade(url)
+    with sessionmaker_for(url).begin() as session:
+        if session.scalar(select(func.count()).select_from(Service)):
+            return False
+    report = import_file(url, SEED_FILE)
+    logger.info("Directory was empty: loaded %d services from %s", report.services, SEED_FILE)
+    return True
+
+
+@lru_cache(maxsize=8)
+def prepared(url: str) -> str:
+    """Return the URL after making sure, once per process, that its database is ready to query."""
+    ensure_ready(url)
+    return url
 
 
 # --- export -----------------------------------------------------------------------------------------
@@ -635,27 +664,24 @@ def service_json(service: Service) -> dict[str, Any]:
                 "website": org.website,
             }
         ) | dict(org.extra)
-    record["phones"] = [
-        compact({"id": p.id, "number": p.number, "type": p.type, "description": p.description}) | p.extra
-        for p in service.phones
-    ]
-    record["schedules"] = [
-        compact(
-            {
-                "id": s.id,
-                "opens_at": iso(s.opens_at),
-                "closes_at": iso(s.closes_at),
-                "byday": s.byday,
-                "description": s.description,
-            }
-        )
-        | s.extra
-        for s in service.schedules
-    ]
-    record["service_areas"] = [compact({"id": a.id, "name": a.name}) | a.extra for a in service.service_areas]
+    record["phones"] = [part_json(p, PHONE_COLUMNS) for p in service.phones]
+    record["schedules"] = [part_json(s, SCHEDULE_COLUMNS) for s in service.schedules]
+    record["service_areas"] = [part_json(a, AREA_COLUMNS) for a in service.service_areas]
     record["service_at_locations"] = [sal_json(sal) for sal in service.service_at_locations]
     record["attributes"] = [attribute_json(a) for a in service.attributes]
     return record
+
+
+def json_value(value: Any) -> Any:
+    """Return a column value as JSON: dates and times as ISO text, anything else as it is."""
+    return iso(value) if isinstance(value, dt.date | dt.time) else value
+
+
+def part_json(row: Phone | Schedule | ServiceArea, columns: tuple[str, ...]) -> dict[str, Any]:
+    """Return a part as HSDS JSON: id, its columns, then the fields kept in `extra`."""
+    return (
+        compact({"id": row.id} | {column: json_value(getattr(row, column)) for column in columns}) | row.extra
+    )
 
 
 def sal_json(sal: ServiceAtLocation) -> dict[str, Any]:

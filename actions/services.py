@@ -56,10 +56,10 @@ class Found:
     national: list[Listing]
 
 
-def need_filter(need: str) -> Any:
-    """Return a condition: the service is tagged with this need category."""
-    return exists(
-        select(Attribute.id)
+def need_attributes(column: Any, need: str) -> Select[Any]:
+    """Return a query of `column` over this service's attributes that tag it with the need."""
+    return (
+        select(column)
         .join(TaxonomyTerm, Attribute.taxonomy_term_id == TaxonomyTerm.id)
         .where(
             Attribute.service_id == Service.id,
@@ -67,6 +67,11 @@ def need_filter(need: str) -> Any:
             TaxonomyTerm.code == need,
         )
     )
+
+
+def need_filter(need: str) -> Any:
+    """Return a condition: the service is tagged with this need category."""
+    return exists(need_attributes(Attribute.id, need))
 
 
 def age_filter(age: int) -> Any:
@@ -93,16 +98,7 @@ def matching_ids(need: str | None, age: int | None, areas: Sequence[str], order:
 
 def need_rank(need: str) -> Any:
     """Return the order we list a service in for a need: its need attribute's value (unranked last)."""
-    rank = (
-        select(func.min(cast(Attribute.value, Integer)))
-        .join(TaxonomyTerm, Attribute.taxonomy_term_id == TaxonomyTerm.id)
-        .where(
-            Attribute.service_id == Service.id,
-            TaxonomyTerm.vocabulary == NEED_VOCABULARY,
-            TaxonomyTerm.code == need,
-        )
-        .scalar_subquery()
-    )
+    rank = need_attributes(func.min(cast(Attribute.value, Integer)), need).scalar_subquery()
     return func.coalesce(rank, UNRANKED)
 
 
@@ -175,14 +171,23 @@ def is_always_open(schedules: Sequence[Schedule]) -> bool:
     )
 
 
+def opening_hours(schedules: Sequence[Schedule]) -> list[tuple[list[str], dt.time, dt.time]]:
+    """Return (days, opens, closes) of the schedules that give both times."""
+    return [
+        (days(s), s.opens_at, s.closes_at)
+        for s in schedules
+        if s.opens_at is not None and s.closes_at is not None
+    ]
+
+
 def is_open(schedules: Sequence[Schedule], now: dt.datetime) -> bool | None:
     """Return whether any schedule is open at this moment (UK time); None if hours are unknown."""
-    timed = [s for s in schedules if s.opens_at is not None and s.closes_at is not None]
-    if not timed:
+    hours = opening_hours(schedules)
+    if not hours:
         return None
     local = now.astimezone(UK_TIME)
     today, time = DAY_CODES[local.weekday()], local.time()
-    return any(today in days(s) and s.opens_at <= time <= s.closes_at for s in timed)  # type: ignore[operator]
+    return any(today in on and opens <= time <= closes for on, opens, closes in hours)
 
 
 # --- wording ----------------------------------------------------------------------------------------
@@ -228,12 +233,9 @@ def day_span(codes: list[str]) -> str:
 
 def hours_text(schedules: Sequence[Schedule]) -> str:
     """Return opening hours as 'Mon–Fri 9am–5pm; Sat 10am–1pm' (empty if unknown)."""
-    parts = [
-        f"{day_span(days(s))} {clock(s.opens_at)}–{clock(s.closes_at)}"
-        for s in schedules
-        if s.opens_at is not None and s.closes_at is not None
-    ]
-    return "; ".join(parts)
+    return "; ".join(
+        f"{day_span(on)} {clock(opens)}–{clock(closes)}" for on, opens, closes in opening_hours(schedules)
+    )
 
 
 def render(item: Listing, words: Wording) -> str:
