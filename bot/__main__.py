@@ -1,4 +1,4 @@
-"""`python -m bot`: the terminal chat without TELEGRAM_BOT_TOKEN (the Telegram adapter is issue 5)."""
+"""`python -m bot`: Telegram with TELEGRAM_BOT_TOKEN set, otherwise the terminal chat (same relay)."""
 
 from __future__ import annotations
 
@@ -6,25 +6,27 @@ import asyncio
 import logging
 import sys
 
-from bot.console import run_console
 from bot.settings import SettingsError, get_settings
 
 
 def main() -> int:
     """Start the adapter chosen by the settings."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Request URLs carry the bot token and are logged by httpx at INFO.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         settings = get_settings()
     except SettingsError as exc:
         print(f"Signpost cannot start: {exc}", file=sys.stderr)
         return 2
     if settings.telegram_bot_token:
-        print(
-            "TELEGRAM_BOT_TOKEN is set, but the Telegram adapter is not part of this version yet. "
-            "Unset TELEGRAM_BOT_TOKEN to chat in the terminal.",
-            file=sys.stderr,
-        )
-        return 2
+        from bot.app import run
+
+        run(settings)
+        return 0
+    from bot.console import run_console
+
+    logging.getLogger().setLevel(logging.WARNING)  # the terminal is the chat; keep it readable
     try:
         return asyncio.run(run_console(settings))
     except KeyboardInterrupt:

@@ -1,105 +1,169 @@
-"""A terminal chat with the assistant, for running Signpost without a Telegram token (`make run`)."""
+"""Local mode: a terminal chat through the same relay and handover code as Telegram (`make run`, no token).
+
+You are the young person; lines starting with `/mod` let you act as the moderator, so the whole flow —
+a case card, claiming, relaying, closing — can be seen on one screen.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import sys
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from actions.db import sessionmaker_for, upgrade
+from bot.cards import Say
 from bot.pseudonym import pseudonym
-from bot.rasa_client import BotMessage, Button, RasaClient, RasaUnavailableError
-from bot.responses import CRISIS_RESPONSE, response_text
+from bot.rasa_client import RasaClient
+from bot.relay import Moderator, Person, Relay
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-MAX_MESSAGE_CHARS = 4096  # Telegram's limit for one message; the console keeps the same rule.
+PERSON_CHAT = 1
+MODERATOR_ID = 2
+MODERATORS_GROUP = -1
+JOBS_EVERY_SECONDS = 10
 QUIT_COMMANDS = {"/quit", "/q"}
-INTRO = (
-    "Signpost terminal chat. Type a message and press Enter. Type a button's number to press it.\n"
-    "Type /quit (or Ctrl-D) to leave.\n"
-)
-UNREACHABLE = (
-    "I can't reach the assistant right now. Your message is kept and I'll send it again with your next one."
-)
-TOO_LONG = "That message is very long. I've kept the first {limit} characters."
+INTRO = """Signpost terminal chat. Type a message and press Enter; type a button's number to press it.
+You are the young person. To act as the moderator, start a line with /mod:
+  /mod queue        open cases          /mod claim 1   take case 1
+  /mod <text>       write to the person /mod note <text>   a private note
+  /mod close        end the case you hold
+/photo pretends to send a photo. /quit (or Ctrl-D) leaves.
+"""
 
 
 @dataclass
-class ConsoleChat:
-    """One person's conversation in the terminal."""
+class ConsoleOutbox:
+    """Prints what the bot would send to each chat; numbers the person's buttons."""
 
-    client: RasaClient
-    sender: str
     out: TextIO
-    buttons: tuple[Button, ...] = ()
-    pending: deque[str] = field(default_factory=deque)
+    buttons: list[tuple[str, str]] = field(default_factory=list)
+    next_id: int = 1
 
     def _print(self, text: str) -> None:
         self.out.write(text + "\n")
         self.out.flush()
 
-    def render(self, messages: list[BotMessage]) -> None:
-        """The person sees each bot message, with buttons numbered across the whole reply."""
-        buttons: list[Button] = []
-        for message in messages:
-            if message.text:
-                self._print(f"Signpost: {message.text}")
-            if message.image:
-                self._print("Signpost: [a picture; the terminal chat does not show pictures]")
-            for button in message.buttons:
-                buttons.append(button)
-                self._print(f"   [{len(buttons)}] {button.title}")
-            if message.handover:
-                self._print(
-                    "   (handover requested: priority {priority}, reason {reason}; in Telegram the "
-                    "moderators would now get a case card)".format(**message.handover)
-                )
-        self.buttons = tuple(buttons)
+    async def send(self, chat_id: int, message: Say) -> int:
+        """Show a message in the right voice: to the person, the moderators' group or the moderator."""
+        self.next_id += 1
+        if chat_id == PERSON_CHAT:
+            self._print(f"Signpost: {message.text}")
+            self.buttons = list(message.buttons)
+            for number, (title, _data) in enumerate(self.buttons, start=1):
+                self._print(f"   [{number}] {title}")
+        else:
+            where = "moderators' group" if chat_id == MODERATORS_GROUP else "moderator's private chat"
+            self._print(_indent(f"[{where}] {message.text}"))
+            if message.buttons:
+                self._print(_indent("   buttons: " + ", ".join(t for t, _ in message.buttons)))
+        return self.next_id
 
-    def to_message(self, line: str) -> str:
-        """Return what to send for a typed line: a button's payload if they typed its number."""
-        stripped = line.strip()
-        if stripped.isdigit() and 1 <= int(stripped) <= len(self.buttons):
-            return self.buttons[int(stripped) - 1].payload
-        if len(stripped) > MAX_MESSAGE_CHARS:
-            self._print(TOO_LONG.format(limit=MAX_MESSAGE_CHARS))
-            return stripped[:MAX_MESSAGE_CHARS]
-        return stripped
+    async def edit(self, chat_id: int, message_id: int, message: Say) -> None:
+        """Show a card's new state."""
+        self._print(_indent(f"[moderators' group, card updated] {message.text}"))
+
+    async def delete(self, chat_id: int, message_id: int) -> bool:
+        """The terminal has nothing to delete; it says what Telegram would do."""
+        self._print("   (the photo is deleted from the chat, unopened)")
+        return True
+
+    async def typing(self, chat_id: int) -> None:
+        """The terminal shows no typing indicator."""
+
+
+def _indent(text: str) -> str:
+    return "\n".join("      " + line for line in text.splitlines())
+
+
+@dataclass
+class ConsoleChat:
+    """One person's conversation in the terminal, with a moderator at the same keyboard."""
+
+    relay: Relay
+    outbox: ConsoleOutbox
+    person: Person
+    moderator: Moderator = field(default_factory=lambda: Moderator(MODERATOR_ID, "You (moderator)"))
+    next_message_id: int = 1_000
 
     async def handle_line(self, line: str) -> None:
-        """Send what the person typed (after anything still waiting) and show the replies."""
-        message = self.to_message(line)
-        if not message:
+        """Do what the typed line asks: a button, a moderator command, a pretend photo, or a message."""
+        stripped = line.strip()
+        if not stripped:
             return
-        self.pending.append(message)
-        while self.pending:
-            try:
-                replies = await self.client.send(self.sender, self.pending[0])
-            except RasaUnavailableError:
-                self._print(f"Signpost: {UNREACHABLE}")
-                self._print(f"Signpost: {response_text(CRISIS_RESPONSE)}")
-                return
-            self.pending.popleft()
-            self.render(replies)
+        if stripped.isdigit() and 1 <= int(stripped) <= len(self.outbox.buttons):
+            title, data = self.outbox.buttons[int(stripped) - 1]
+            await self.relay.user_button(self.person, data, title)
+        elif stripped.split()[0] == "/mod":
+            await self.moderate(stripped.removeprefix("/mod").strip())
+        elif stripped == "/photo":
+            self.next_message_id += 1
+            await self.relay.user_media(self.person, "photo", self.next_message_id, None)
+        else:
+            await self.relay.user_text(self.person, stripped)
+
+    async def moderate(self, command: str) -> None:
+        """Act as the moderator: the same relay calls as Telegram's buttons and private chat."""
+        word, _, rest = command.partition(" ")
+        number = int(rest.strip().lstrip("#")) if rest.strip().lstrip("#").isdigit() else None
+        if word == "queue":
+            answer: str | None = self.relay.queue(self.moderator.user_id)
+        elif word == "claim" and number is not None:
+            answer = await self.relay.claim(self.moderator, number)
+        elif word == "close":
+            answer = await self.relay.moderator_close(self.moderator, number, None)
+        elif word == "note":
+            answer = await self.relay.moderator_note(self.moderator, rest, None)
+        elif command:
+            answer = await self.relay.moderator_text(self.moderator, command, None)
+        else:
+            answer = "Type /mod queue, /mod claim <number>, /mod <text>, /mod note <text> or /mod close."
+        if answer:
+            self.outbox._print(_indent(f"[to you, moderator] {answer}"))
+
+
+def local_settings(settings: Settings) -> Settings:
+    """Return settings for local mode: you are the only moderator, and the group is the terminal."""
+    return dataclasses.replace(
+        settings, moderator_chat_id=MODERATORS_GROUP, moderator_user_ids=frozenset({MODERATOR_ID})
+    )
+
+
+async def _jobs(relay: Relay) -> None:
+    while True:
+        await asyncio.sleep(JOBS_EVERY_SECONDS)
+        await relay.retry_pending()
+        await relay.check_waiting()
 
 
 async def run_console(settings: Settings, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
     """Run the terminal chat until the person quits or input ends."""
-    sender = pseudonym(settings.pseudonym_key, f"console-{uuid.uuid4().hex}")
+    settings = local_settings(settings)
+    upgrade(settings.database_url)  # local mode is one process: it may bring its database up to date
+    outbox = ConsoleOutbox(out)
     out.write(INTRO)
-    async with RasaClient(settings.rasa_url, settings.rasa_timeout_seconds) as client:
-        chat = ConsoleChat(client, sender, out)
+    async with RasaClient(settings.rasa_url, settings.rasa_patience_seconds) as client:
+        relay = Relay(settings, client, outbox, sessionmaker_for(settings.database_url))
+        person = Person(PERSON_CHAT, pseudonym(settings.pseudonym_key, f"console-{uuid.uuid4().hex}"))
+        chat = ConsoleChat(relay, outbox, person)
+        jobs = asyncio.create_task(_jobs(relay))
         loop = asyncio.get_running_loop()
-        while True:
-            out.write("You: ")
-            out.flush()
-            line = await loop.run_in_executor(None, stdin.readline)
-            if not line or line.strip().lower() in QUIT_COMMANDS:
-                out.write("\nBye. Childline is there any time on 0800 1111.\n")
-                return 0
-            await chat.handle_line(line)
+        try:
+            while True:
+                out.write("You: ")
+                out.flush()
+                line = await loop.run_in_executor(None, stdin.readline)
+                if not line or line.strip().lower() in QUIT_COMMANDS:
+                    out.write("\nBye. Childline is there any time on 0800 1111.\n")
+                    return 0
+                await chat.handle_line(line)
+        finally:
+            jobs.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await jobs

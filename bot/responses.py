@@ -1,9 +1,10 @@
-"""Responses the adapter must be able to show without Rasa, read from domain.yml (one source of text)."""
+"""Responses the adapter shows on its own, read from domain.yml (one source for everything people read)."""
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -12,10 +13,29 @@ CRISIS_RESPONSE = "utter_crisis_numbers"
 
 
 @cache
-def response_text(name: str, domain: Path = DOMAIN) -> str:
-    """Return the text of the first variation of a response in domain.yml."""
+def _responses(domain: Path = DOMAIN) -> dict[str, list[dict[str, Any]]]:
     data = yaml.safe_load(domain.read_text(encoding="utf-8"))
-    try:
-        return str(data["responses"][name][0]["text"])
-    except (KeyError, IndexError, TypeError):
-        raise LookupError(f"{domain} has no response {name!r} with text") from None
+    return dict(data.get("responses") or {})
+
+
+def response_text(name: str, domain: Path = DOMAIN) -> str:
+    """Return the text of a response's unconditional variation (the first one if all are conditional)."""
+    variations = _responses(domain).get(name) or []
+    plain = [v for v in variations if isinstance(v, dict) and not v.get("condition") and v.get("text")]
+    chosen = plain or [v for v in variations if isinstance(v, dict) and v.get("text")]
+    if not chosen:
+        raise LookupError(f"{domain} has no response {name!r} with text")
+    return str(chosen[0]["text"])
+
+
+@cache
+def button_payloads(domain: Path = DOMAIN) -> frozenset[str]:
+    """Return every payload a button in domain.yml can send: the only button data a person can press."""
+    return frozenset(
+        str(button["payload"])
+        for variations in _responses(domain).values()
+        for variation in variations
+        if isinstance(variation, dict)
+        for button in variation.get("buttons") or []
+        if isinstance(button, dict) and button.get("payload")
+    )

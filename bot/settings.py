@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+
+from actions.settings import SettingsError as DatabaseSettingsError
+from actions.settings import load_settings as load_database_settings
+from bot.escalation import Hours
 
 DEFAULT_RASA_URL = "http://localhost:5005"
 DEFAULT_TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
@@ -26,7 +32,19 @@ class Settings:
     telegram_base_url: str
     moderator_chat_id: int | None
     moderator_user_ids: frozenset[int]
+    database_url: str = ""
+    # The person gets an answer after this long even if Rasa is still thinking ...
     rasa_timeout_seconds: float = 4.0
+    # ... and Rasa's own answer is still delivered if it comes within this long.
+    rasa_patience_seconds: float = 30.0
+    handover_wait: dt.timedelta = dt.timedelta(minutes=5)
+    handover_remind_every: dt.timedelta = dt.timedelta(minutes=10)
+    moderator_hours: Hours = field(default_factory=Hours)
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8443
+    webhook_secret: str | None = None
+    telegram_rate_limit: bool = True
 
 
 def _int_or_none(env: Mapping[str, str], name: str) -> int | None:
@@ -47,6 +65,42 @@ def _ids(env: Mapping[str, str], name: str) -> frozenset[int]:
         raise SettingsError(f"{name} must be comma-separated Telegram user ids, got {raw!r}") from None
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise SettingsError(f"{name} must be a positive number of seconds, got {raw!r}")
+    return value
+
+
+def _webhook(env: Mapping[str, str]) -> dict[str, object]:
+    url = env.get("WEBHOOK_URL", "").strip() or None
+    secret = env.get("WEBHOOK_SECRET", "").strip() or None
+    if url is None:
+        return {}
+    if not url.startswith("https://") and not url.startswith("http://127.0.0.1"):
+        raise SettingsError(f"WEBHOOK_URL must be an https:// URL Telegram can reach, got {url!r}")
+    if secret is None or not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", secret):
+        raise SettingsError(
+            "WEBHOOK_SECRET must be set in webhook mode: 16–256 letters, digits, _ or -, "
+            "e.g. WEBHOOK_SECRET=$(openssl rand -hex 32)"
+        )
+    port = env.get("WEBHOOK_PORT", "").strip() or "8443"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"WEBHOOK_PORT must be a TCP port number, got {port!r}")
+    return {
+        "webhook_url": url,
+        "webhook_secret": secret,
+        "webhook_port": int(port),
+        "webhook_listen": env.get("WEBHOOK_LISTEN", "").strip() or "127.0.0.1",
+    }
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Return settings from an environment mapping, or raise SettingsError saying what is wrong."""
     key = env.get("PSEUDONYM_KEY", "")
@@ -58,13 +112,37 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     rasa_url = (env.get("RASA_URL") or DEFAULT_RASA_URL).rstrip("/")
     if not rasa_url.startswith(("http://", "https://")):
         raise SettingsError(f"RASA_URL must start with http:// or https://, got {rasa_url!r}")
+    token = env.get("TELEGRAM_BOT_TOKEN", "").strip() or None
+    moderator_chat_id = _int_or_none(env, "MODERATOR_CHAT_ID")
+    moderator_user_ids = _ids(env, "MODERATOR_USER_IDS")
+    if token and (moderator_chat_id is None or not moderator_user_ids):
+        raise SettingsError(
+            "With TELEGRAM_BOT_TOKEN set, MODERATOR_CHAT_ID (the moderators' group) and MODERATOR_USER_IDS "
+            "(who may take cases) must be set too, or nobody could answer a request for a person. "
+            'See README, "Moderators\' set-up".'
+        )
+    try:
+        database_url = load_database_settings(env).database_url
+    except DatabaseSettingsError as exc:
+        raise SettingsError(str(exc)) from None
+    try:
+        hours = Hours.parse(env.get("MODERATOR_HOURS", ""))
+    except ValueError as exc:
+        raise SettingsError(f"MODERATOR_HOURS: {exc} (UK time, e.g. 09:00-22:00; empty = any time)") from None
     return Settings(
         rasa_url=rasa_url,
         pseudonym_key=key.encode("utf-8"),
-        telegram_bot_token=env.get("TELEGRAM_BOT_TOKEN", "").strip() or None,
+        telegram_bot_token=token,
         telegram_base_url=env.get("TELEGRAM_BASE_URL", "").strip() or DEFAULT_TELEGRAM_BASE_URL,
-        moderator_chat_id=_int_or_none(env, "MODERATOR_CHAT_ID"),
-        moderator_user_ids=_ids(env, "MODERATOR_USER_IDS"),
+        moderator_chat_id=moderator_chat_id,
+        moderator_user_ids=moderator_user_ids,
+        database_url=database_url,
+        rasa_timeout_seconds=_seconds(env, "RASA_TIMEOUT_SECONDS", 4.0),
+        handover_wait=dt.timedelta(seconds=_seconds(env, "HANDOVER_WAIT_SECONDS", 300)),
+        handover_remind_every=dt.timedelta(seconds=_seconds(env, "HANDOVER_REMIND_SECONDS", 600)),
+        moderator_hours=hours,
+        telegram_rate_limit=env.get("TELEGRAM_RATE_LIMIT", "on").strip().lower() not in {"off", "0", "false"},
+        **_webhook(env),  # type: ignore[arg-type]
     )
 
 

@@ -7,6 +7,7 @@ from alembic import context
 from actions.db import engine_for
 from actions.models import Base
 from actions.settings import get_settings
+from bot import models as _case_tables  # noqa: F401 - the adapter's case tables share the base
 
 target_metadata = Base.metadata
 

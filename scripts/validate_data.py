@@ -1,8 +1,10 @@
 """`rasa data validate` with every warning an error, except one false alarm.
 
 Rasa 3.6's validator warns that a response "is not used in any story or rule" when only a custom
-action or a form says it (RasaHQ/rasa#4417). Those warnings are accepted only for responses that our
-actions name (a quoted string in actions/*.py) or that a form asks with (`utter_ask_<slot>`,
+action, a form or the adapter says it (RasaHQ/rasa#4417). Those warnings are accepted only for
+responses that our actions or the adapter name (a quoted string in actions/*.py or bot/**/*.py: the
+adapter speaks on its own when Rasa is down, in a handover and for media) or that a form asks with
+(`utter_ask_<slot>`,
 `utter_ask_<form>_<slot>`); every other warning fails, like `--fail-on-warnings`.
 
     .venv/bin/python -m scripts.validate_data
@@ -24,8 +26,9 @@ UNUSED = re.compile(r"The utterance '([^']+)' is not used in any story or rule\.
 
 
 def said_by_code() -> set[str]:
-    """Return response names our actions use and the ones forms ask with."""
-    code = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "actions").glob("*.py"))
+    """Return response names our actions and the adapter use, and the ones forms ask with."""
+    files = [*(ROOT / "actions").glob("*.py"), *(ROOT / "bot").glob("**/*.py")]
+    code = "\n".join(p.read_text(encoding="utf-8") for p in files)
     quoted = set(re.findall(r"[\"']([a-z_]+)[\"']", code))
     domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
     asks = {

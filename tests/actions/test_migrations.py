@@ -9,6 +9,7 @@ from sqlalchemy import inspect
 
 from actions.db import alembic_config, engine_for, upgrade
 from actions.models import Base
+from bot import models as _case_tables  # noqa: F401 - the case tables are part of the schema too
 
 
 def test_upgrade_on_an_empty_database_creates_every_table(database_url: str) -> None:

@@ -1,0 +1,169 @@
+"""The composition root: `build_application(settings)` wires Telegram, the relay, Rasa and the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+from telegram import Update
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+from telegram.request import BaseRequest
+
+from actions.db import sessionmaker_for
+from bot.handlers import RELAY, moderator, relay_of, user
+from bot.handlers.errors import on_error
+from bot.outbox import TelegramOutbox
+from bot.rasa_client import RasaClient
+from bot.relay import Relay, utcnow
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+CHECK_WAITING_SECONDS = 30
+RETRY_PENDING_SECONDS = 2
+RATE_LIMIT_RETRIES = 5
+CONCURRENT_UPDATES = 256
+
+
+def handlers(settings: Settings) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, object]]:
+    """Return the handlers in the order they are tried (the first that matches an update wins)."""
+    private = filters.ChatType.PRIVATE
+    moderators = filters.User(user_id=settings.moderator_user_ids)
+    group = filters.Chat(chat_id=settings.moderator_chat_id) if settings.moderator_chat_id else None
+    new, edited = filters.UpdateType.MESSAGE, filters.UpdateType.EDITED_MESSAGE
+    media = (
+        filters.PHOTO
+        | filters.VIDEO
+        | filters.VOICE
+        | filters.VIDEO_NOTE
+        | filters.ANIMATION
+        | filters.Document.ALL
+        | filters.Sticker.ALL
+        | filters.AUDIO
+    )
+    personal = filters.LOCATION | filters.VENUE | filters.CONTACT
+    queue_chats = (group | (private & moderators)) if group else (private & moderators)
+    return [
+        # 1. Card buttons, by their data's shape; the relay checks who pressed and the case's state.
+        CallbackQueryHandler(moderator.on_card_button, pattern=r"^case:"),
+        # 2. Every other press: a person's ratings and Rasa's payloads, checked against what we offer.
+        CallbackQueryHandler(user.on_button),
+        # 3. Moderators' commands come before any text handler, or they would be read as messages.
+        CommandHandler("queue", moderator.on_queue, filters=queue_chats),
+        CommandHandler("claim", moderator.on_claim, filters=private & moderators),
+        CommandHandler("close", moderator.on_close, filters=private & moderators),
+        CommandHandler("note", moderator.on_note, filters=private & moderators),
+        # 4. A moderator's private chat is their side of the relay, never a conversation with Rasa.
+        MessageHandler(private & moderators & edited, moderator.on_edited),
+        MessageHandler(private & moderators & new & filters.TEXT, moderator.on_text),
+        MessageHandler(private & moderators & new, moderator.on_not_text),
+        # 5. People, in private chats only (groups, including the moderators', are not conversations).
+        #    Edits first: MessageHandler would otherwise treat an edit like a new message.
+        MessageHandler(private & edited, user.on_edited),
+        MessageHandler(private & new & filters.TEXT, user.on_text),
+        MessageHandler(private & new & media, user.on_media),
+        MessageHandler(private & new & personal, user.on_personal),
+        MessageHandler(private & new, user.on_other),
+        # 6. Everything else (group chatter, member updates, polls, …) is ignored on purpose.
+        TypeHandler(Update, on_ignored),
+    ]
+
+
+async def on_ignored(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Updates that are not for the bot: noted at DEBUG, nothing else."""
+    kind = next((k for k, v in update.to_dict().items() if k != "update_id" and v), "unknown")
+    logger.debug("ignored an update of type %s", kind)
+
+
+def _job(
+    work: Callable[[Relay], Awaitable[None]],
+) -> Callable[[ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
+    async def run(context: ContextTypes.DEFAULT_TYPE) -> None:
+        await work(relay_of(context))
+
+    return run
+
+
+async def _post_init(application: Application) -> None:  # type: ignore[type-arg]
+    """Open the Rasa client once for the process (closed in _post_shutdown)."""
+    relay: Relay = application.bot_data[RELAY]
+    await relay.rasa.__aenter__()
+
+
+async def _post_shutdown(application: Application) -> None:  # type: ignore[type-arg]
+    relay: Relay = application.bot_data[RELAY]
+    await relay.rasa.__aexit__()
+
+
+def build_application(
+    settings: Settings,
+    *,
+    request: BaseRequest | None = None,
+    rasa_transport: httpx.AsyncBaseTransport | None = None,
+    clock: Callable[[], dt.datetime] = utcnow,
+) -> Application:  # type: ignore[type-arg]
+    """Return the Telegram application: handlers, error handler, jobs and the relay, not yet started."""
+    if not settings.telegram_bot_token:
+        raise ValueError(
+            "build_application needs TELEGRAM_BOT_TOKEN; without it `python -m bot` is the terminal chat"
+        )
+    builder = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token)
+        .base_url(settings.telegram_base_url)
+        .concurrent_updates(CONCURRENT_UPDATES)  # one slow conversation must not hold up the others
+        .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+    )
+    if settings.telegram_rate_limit:
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))  # type: ignore[arg-type]
+    if request is not None:
+        builder = builder.request(request).get_updates_request(request)
+    application = builder.build()
+    rasa = RasaClient(settings.rasa_url, settings.rasa_patience_seconds, transport=rasa_transport)
+    relay = Relay(
+        settings, rasa, TelegramOutbox(application.bot), sessionmaker_for(settings.database_url), clock
+    )
+    application.bot_data[RELAY] = relay
+    application.add_handlers(handlers(settings))
+    application.add_error_handler(on_error)
+    if application.job_queue is not None:
+        application.job_queue.run_repeating(_job(Relay.check_waiting), CHECK_WAITING_SECONDS, first=5)
+        application.job_queue.run_repeating(
+            _job(Relay.retry_pending), RETRY_PENDING_SECONDS, first=RETRY_PENDING_SECONDS
+        )
+    return application
+
+
+def run(settings: Settings) -> None:
+    """Run the bot until stopped: long polling, or a webhook server when WEBHOOK_URL is set."""
+    application = build_application(settings)
+    if settings.webhook_url:
+        path = urlparse(settings.webhook_url).path.strip("/") or "telegram"
+        logger.info("webhook mode on %s:%d/%s", settings.webhook_listen, settings.webhook_port, path)
+        application.run_webhook(
+            listen=settings.webhook_listen,
+            port=settings.webhook_port,
+            url_path=path,
+            webhook_url=settings.webhook_url,
+            secret_token=settings.webhook_secret,
+            allowed_updates=Update.ALL_TYPES,
+        )
+    else:
+        logger.info("long polling mode")
+        application.run_polling(allowed_updates=Update.ALL_TYPES)

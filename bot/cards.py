@@ -1,0 +1,187 @@
+"""What moderators read: case cards, the queue, relayed messages and answers to their commands.
+
+Young people's words are shown as plain text (no parse mode anywhere), so nothing they write can
+format, link or hide itself in a moderator's chat. Moderators never see a young person's Telegram name,
+username or id: only the case number and a short pseudonym. Young people's text lives in domain.yml;
+this file is the moderators' side.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.cases import CaseView
+from bot.escalation import UK_TIME, CaseState, case_button, waited
+
+RECENT_LINES = 5
+INTRO_LINES = 20
+LINE_CHARS = 300
+
+REASONS = {
+    "risk_immediate": "danger now",
+    "disclose_sextortion": "sextortion",
+    "disclose_image_shared": "nude image shared",
+    "disclose_grooming": "grooming",
+    "disclose_cyberbullying": "cyberbullying",
+    "disclose_harassment": "harassment or stalking",
+    "disclose_other_harm": "other harm online",
+    "request_human": "asked for a person",
+    "assistant_unavailable": "asked for a person while the assistant was down",
+}
+
+MEDIA_NAMES = {
+    "photo": "a photo",
+    "video": "a video",
+    "voice": "a voice message",
+    "video_note": "a video message",
+    "document": "a file",
+    "sticker": "a sticker",
+    "animation": "a GIF",
+    "audio": "an audio file",
+    "location": "their location",
+    "venue": "a place",
+    "contact": "a phone contact",
+}
+
+
+@dataclass(frozen=True)
+class Say:
+    """One message to show: its text and inline buttons as (title, callback data)."""
+
+    text: str
+    buttons: tuple[tuple[str, str], ...] = ()
+
+
+def _clock(at: dt.datetime) -> str:
+    return at.astimezone(UK_TIME).strftime("%H:%M")
+
+
+def _line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= LINE_CHARS else text[: LINE_CHARS - 1] + "…"
+
+
+def reason_label(reason: str) -> str:
+    """Return the reason in moderators' words, with Rasa's name for it."""
+    return f"{REASONS.get(reason, reason.replace('_', ' '))} ({reason})"
+
+
+def _transcript(lines: Sequence[tuple[str, str]]) -> list[str]:
+    shown = {"user": "›", "moderator": "‹ you:", "note": "✎ note:", "system": "·"}
+    return [f"{shown.get(sender, '·')} {_line(body)}" for sender, body in lines]
+
+
+def case_card(case: CaseView, lines: Sequence[tuple[str, str]], now: dt.datetime) -> Say:
+    """Return the card moderators see in their group for a case, with the buttons its state allows."""
+    head = [
+        f"Case #{case.number} · {case.priority.value.upper()}",
+        f"Reason: {reason_label(case.reason)}",
+        f"Person: {case.user_ref[:8]} (pseudonymous)",
+    ]
+    buttons: tuple[tuple[str, str], ...]
+    if case.state is CaseState.QUEUED:
+        head.append(f"Waiting since {_clock(case.opened_at)} ({waited(case.opened_at, now)})")
+        buttons = (("Claim", case_button("claim", case.number)), ("Close", case_button("close", case.number)))
+    elif case.state is CaseState.CLAIMED and case.claimed_at is not None:
+        head.append(f"Claimed by {case.claimed_by_name or 'a moderator'} at {_clock(case.claimed_at)}")
+        buttons = (("Close", case_button("close", case.number)),)
+    else:
+        closed = _clock(case.closed_at) if case.closed_at else "?"
+        head.append(f"Closed at {closed}")
+        buttons = ()
+    recent = [sender_line for sender_line in lines if sender_line[0] in {"user", "system"}][-RECENT_LINES:]
+    body = ["Last messages:", *_transcript(recent)] if recent else ["(nothing written yet)"]
+    return Say("\n".join([*head, *body]), buttons)
+
+
+def superseded_card(case: CaseView) -> Say:
+    """Return what an old card says once a newer card for the same case was posted."""
+    return Say(f"Case #{case.number} is now {case.priority.value.upper()}: see the newer card below.")
+
+
+def claimed_intro(case: CaseView, lines: Sequence[tuple[str, str]]) -> Say:
+    """Return the first message a moderator gets in their private chat after claiming."""
+    shown = _transcript(lines[-INTRO_LINES:]) or ["(nothing written yet)"]
+    return Say(
+        "\n".join(
+            [
+                f"You hold case #{case.number} ({case.priority.value}, {reason_label(case.reason)}).",
+                "Write here and it reaches the young person as \u201cSignpost team\u201d. "
+                "Reply to a case's message to pick the case if you hold several.",
+                "/note <text> adds a private note · /close ends the case · /queue lists open cases.",
+                "So far:",
+                *shown,
+            ]
+        )
+    )
+
+
+def from_user(number: int, text: str) -> Say:
+    """Return a young person's message as it appears in the moderator's private chat."""
+    return Say(f"#{number} › {text}")
+
+
+def media_notice(kind: str, deleted: bool) -> str:
+    """Return what a moderator sees instead of media a young person sent."""
+    what = MEDIA_NAMES.get(kind, "something that wasn't text")
+    done = "deleted, not viewed" if deleted else "not viewed; the bot could not delete it"
+    return f"[the user sent {what} — {done}]"
+
+
+def unsupported_notice(kind: str) -> str:
+    """Return what a moderator sees when a young person sent something the bot can't relay."""
+    return f"[the user sent {MEDIA_NAMES.get(kind, 'a ' + kind.replace('_', ' '))}, which can't be relayed]"
+
+
+def queue_text(cases: Sequence[CaseView], now: dt.datetime) -> str:
+    """Return the open cases for /queue, most urgent and longest waiting first."""
+    if not cases:
+        return "No open cases."
+    lines = ["Open cases (most urgent, then longest waiting, first):"]
+    for case in cases:
+        state = (
+            f"waiting {waited(case.opened_at, now)}"
+            if case.state is CaseState.QUEUED
+            else f"claimed by {case.claimed_by_name or 'a moderator'}"
+        )
+        lines.append(
+            f"#{case.number} · {case.priority.value.upper()} · {reason_label(case.reason)} · {state}"
+        )
+    return "\n".join(lines)
+
+
+def reminder(cases: Sequence[CaseView], now: dt.datetime) -> Say:
+    """Return one reminder for every case still waiting (one message, not one per case)."""
+    lines = [f"Still waiting for a moderator ({len(cases)}):"]
+    lines += [
+        f"#{c.number} · {c.priority.value.upper()} · {reason_label(c.reason)} · {waited(c.opened_at, now)}"
+        for c in cases
+    ]
+    return Say("\n".join(lines))
+
+
+def unsaved_card(priority: str, reason: str, recent: Sequence[str], now: dt.datetime) -> Say:
+    """Return the card sent when the database is down: the request still reaches moderators."""
+    lines = [
+        f"Handover request · {priority.upper()} · NOT SAVED (the database is not answering)",
+        f"Reason: {reason_label(reason)}",
+        f"Asked at {_clock(now)}. The young person was told a person was asked for; "
+        "their messages keep going to the bot until the case can be saved.",
+        "This card will be followed by a normal one when the database is back.",
+    ]
+    if recent:
+        lines += ["Last messages:", *(f"› {_line(t)}" for t in recent[-RECENT_LINES:])]
+    return Say("\n".join(lines))
+
+
+# Answers to moderators (callback alerts and private-chat replies).
+NOT_A_MODERATOR = "Only Signpost moderators can do this."
+EXPIRED = "This button has expired."
+DATABASE_DOWN = "The database isn't answering, so nothing changed. Try again in a minute."
+START_PRIVATE_CHAT = (
+    "I can't write to you in private yet. Open a private chat with the bot, press Start, then claim again."
+)
+TEXT_ONLY = "Only text reaches the young person. Nothing was sent."
+USER_GONE = "The young person can't be reached (they may have blocked the bot). You can /close the case."

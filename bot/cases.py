@@ -1,0 +1,319 @@
+"""Cases in the database: open, raise, claim, release, close, the queue, the transcript and relay map.
+
+Every function takes the caller's session and never commits. State changes are conditional updates
+(`... WHERE state = 'queued'`), so two moderators (or two adapter instances) can't both claim a case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from sqlalchemy import ColumnElement, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from bot.escalation import CaseState, Priority, TransitionError, next_state, raises_priority
+from bot.models import CaseEvent, CaseMessage, HandoverCase, RelayMessage
+
+USER = "user"
+SYSTEM = "system"
+
+
+def moderator_actor(moderator_id: int) -> str:
+    """Return how a moderator is named in the case history."""
+    return f"moderator:{moderator_id}"
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """A case as the adapter shows it (a copy, safe to use after the session ends)."""
+
+    number: int
+    user_ref: str
+    chat_id: int | None
+    state: CaseState
+    priority: Priority
+    reason: str
+    opened_at: dt.datetime
+    claimed_by: int | None
+    claimed_by_name: str | None
+    claimed_at: dt.datetime | None
+    closed_at: dt.datetime | None
+    card_chat_id: int | None
+    card_message_id: int | None
+
+    @classmethod
+    def of(cls, case: HandoverCase) -> CaseView:
+        """Return the view of a case row."""
+        return cls(
+            number=case.id,
+            user_ref=case.user_ref,
+            chat_id=case.chat_id,
+            state=CaseState(case.state),
+            priority=Priority(case.priority),
+            reason=case.reason,
+            opened_at=_aware(case.opened_at),
+            claimed_by=case.claimed_by,
+            claimed_by_name=case.claimed_by_name,
+            claimed_at=_aware(case.claimed_at) if case.claimed_at else None,
+            closed_at=_aware(case.closed_at) if case.closed_at else None,
+            card_chat_id=case.card_chat_id,
+            card_message_id=case.card_message_id,
+        )
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    """SQLite gives back naive datetimes; everything we store is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def _record(
+    session: Session, case: HandoverCase, move: str, before: str | None, actor: str, now: dt.datetime
+) -> None:
+    session.add(
+        CaseEvent(case_id=case.id, at=now, move=move, from_state=before, to_state=case.state, actor=actor)
+    )
+
+
+def open_case_for(session: Session, user_ref: str) -> HandoverCase | None:
+    """Return the person's open (queued or claimed) case, if any."""
+    return session.scalars(
+        select(HandoverCase).where(
+            HandoverCase.user_ref == user_ref, HandoverCase.state != CaseState.CLOSED.value
+        )
+    ).first()
+
+
+@dataclass(frozen=True)
+class Opened:
+    """The result of a handover request: the case, and whether it is new or more urgent than before."""
+
+    case: CaseView
+    created: bool
+    raised: bool
+
+
+def open_or_raise(
+    session: Session,
+    user_ref: str,
+    chat_id: int,
+    priority: Priority,
+    reason: str,
+    recent: Sequence[str],
+    now: dt.datetime,
+) -> Opened:
+    """Open a queued case for the person, or raise the priority of the one already open."""
+    case = open_case_for(session, user_ref)
+    if case is not None:
+        case.chat_id = chat_id
+        if not raises_priority(priority, Priority(case.priority)):
+            return Opened(CaseView.of(case), created=False, raised=False)
+        case.priority, case.priority_rank, case.reason = priority.value, priority.rank, reason
+        _record(session, case, "raise", case.state, USER, now)
+        session.flush()
+        return Opened(CaseView.of(case), created=False, raised=True)
+    case = HandoverCase(
+        user_ref=user_ref,
+        chat_id=chat_id,
+        state=CaseState.QUEUED.value,
+        priority=priority.value,
+        priority_rank=priority.rank,
+        reason=reason,
+        opened_at=now,
+    )
+    session.add(case)
+    session.flush()
+    _record(session, case, "open", None, USER, now)
+    for line in recent:
+        session.add(CaseMessage(case_id=case.id, at=now, sender=USER, body=line))
+    session.flush()
+    return Opened(CaseView.of(case), created=True, raised=False)
+
+
+def get_case(session: Session, number: int) -> HandoverCase | None:
+    """Return a case by its number."""
+    return session.get(HandoverCase, number)
+
+
+def move(
+    session: Session,
+    number: int,
+    name: str,
+    actor: str,
+    now: dt.datetime,
+    *,
+    moderator_id: int | None = None,
+    moderator_name: str | None = None,
+) -> CaseView:
+    """Make a move on a case (claim, release, close) or raise TransitionError/LookupError.
+
+    The update only applies if the case is still in the state we read, so a concurrent move wins once.
+    """
+    case = session.get(HandoverCase, number)
+    if case is None:
+        raise LookupError(f"no case #{number}")
+    before = CaseState(case.state)
+    after = next_state(before, name)
+    values: dict[str, object] = {"state": after.value}
+    if name == "claim":
+        values |= {"claimed_by": moderator_id, "claimed_by_name": moderator_name, "claimed_at": now}
+    elif name == "release":
+        values |= {"claimed_by": None, "claimed_by_name": None, "claimed_at": None}
+    elif name == "close":
+        values |= {"closed_at": now, "chat_id": None}
+    result = session.execute(
+        update(HandoverCase)
+        .where(HandoverCase.id == number, HandoverCase.state == before.value)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise TransitionError(f"case #{number} changed meanwhile")
+    chat_id = case.chat_id
+    session.refresh(case)
+    _record(session, case, name, before.value, actor, now)
+    view = CaseView.of(case)
+    # The closed case forgets how to reach the person; the caller still needs it once, to tell them.
+    return view if name != "close" else _with_chat(view, chat_id)
+
+
+def _with_chat(view: CaseView, chat_id: int | None) -> CaseView:
+    return replace(view, chat_id=chat_id)
+
+
+def _unchanged(
+    column: InstrumentedAttribute[dt.datetime | None], seen: dt.datetime | None
+) -> ColumnElement[bool]:
+    """Return a condition that the column still holds what we read (compare-and-set)."""
+    return column.is_(None) if seen is None else column == seen
+
+
+def held_by(session: Session, moderator_id: int) -> list[int]:
+    """Return the numbers of the cases a moderator holds now."""
+    return list(
+        session.scalars(
+            select(HandoverCase.id)
+            .where(HandoverCase.state == CaseState.CLAIMED.value, HandoverCase.claimed_by == moderator_id)
+            .order_by(HandoverCase.id)
+        )
+    )
+
+
+def open_queue(session: Session) -> list[CaseView]:
+    """Return the open cases, most urgent first, then the longest waiting (claimed ones after queued)."""
+    rows = session.scalars(
+        select(HandoverCase)
+        .where(HandoverCase.state != CaseState.CLOSED.value)
+        .order_by(
+            (HandoverCase.state == CaseState.CLAIMED.value),
+            HandoverCase.priority_rank,
+            HandoverCase.opened_at,
+            HandoverCase.id,
+        )
+    )
+    return [CaseView.of(c) for c in rows]
+
+
+def add_message(session: Session, number: int, sender: str, body: str, now: dt.datetime) -> None:
+    """Append a line to a case's transcript."""
+    session.add(CaseMessage(case_id=number, at=now, sender=sender, body=body))
+
+
+def transcript(session: Session, number: int, limit: int | None = None) -> list[tuple[str, str]]:
+    """Return (sender, text) of a case's transcript, oldest first (the last `limit` lines if given)."""
+    query = select(CaseMessage.sender, CaseMessage.body).where(CaseMessage.case_id == number)
+    if limit is None:
+        return [(s, b) for s, b in session.execute(query.order_by(CaseMessage.id))]
+    rows = session.execute(query.order_by(CaseMessage.id.desc()).limit(limit)).all()
+    return [(s, b) for s, b in reversed(rows)]
+
+
+def set_card(session: Session, number: int, chat_id: int, message_id: int) -> None:
+    """Remember where a case's card is, so it can be updated."""
+    session.execute(
+        update(HandoverCase)
+        .where(HandoverCase.id == number)
+        .values(card_chat_id=chat_id, card_message_id=message_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def link_relay(session: Session, chat_id: int, message_id: int, number: int) -> None:
+    """Remember that a message in a moderator's chat belongs to a case."""
+    session.merge(RelayMessage(chat_id=chat_id, message_id=message_id, case_id=number))
+
+
+def case_for_relay(session: Session, chat_id: int, message_id: int) -> int | None:
+    """Return the case a message in a moderator's chat belongs to, if it is one the bot relayed."""
+    row = session.get(RelayMessage, (chat_id, message_id))
+    return row.case_id if row else None
+
+
+def mark_told_wait(session: Session, number: int, now: dt.datetime) -> bool:
+    """Mark that the person was told nobody has picked up yet; False if someone already did."""
+    result = session.execute(
+        update(HandoverCase)
+        .where(
+            HandoverCase.id == number,
+            HandoverCase.state == CaseState.QUEUED.value,
+            HandoverCase.user_told_wait_at.is_(None),
+        )
+        .values(user_told_wait_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def overdue_untold(session: Session, older_than: dt.datetime) -> list[CaseView]:
+    """Return queued cases opened before a time whose person hasn't been told about the wait."""
+    rows = session.scalars(
+        select(HandoverCase).where(
+            HandoverCase.state == CaseState.QUEUED.value,
+            HandoverCase.user_told_wait_at.is_(None),
+            HandoverCase.opened_at <= older_than,
+        )
+    )
+    return [CaseView.of(c) for c in rows]
+
+
+def claim_reminder(
+    session: Session, now: dt.datetime, wait: dt.timedelta, every: dt.timedelta
+) -> list[CaseView]:
+    """Return queued cases due a reminder to moderators and mark them reminded (once per instance run)."""
+    due = [
+        c
+        for c in session.scalars(
+            select(HandoverCase).where(
+                HandoverCase.state == CaseState.QUEUED.value, HandoverCase.opened_at <= now - wait
+            )
+        )
+        if c.reminded_at is None or _aware(c.reminded_at) <= now - every
+    ]
+    views = []
+    for case in due:
+        result = session.execute(
+            update(HandoverCase)
+            .where(HandoverCase.id == case.id, _unchanged(HandoverCase.reminded_at, case.reminded_at))
+            .values(reminded_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            views.append(CaseView.of(case))
+    return views
+
+
+def set_feedback(session: Session, number: int, user_ref: str, score: int) -> bool:
+    """Store the person's 1–5 rating of a closed case of theirs, once; False if not theirs or done."""
+    result = session.execute(
+        update(HandoverCase)
+        .where(
+            HandoverCase.id == number,
+            HandoverCase.user_ref == user_ref,
+            HandoverCase.state == CaseState.CLOSED.value,
+            HandoverCase.feedback.is_(None),
+        )
+        .values(feedback=score)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

@@ -1,0 +1,190 @@
+"""Handover cases as explicit state and rules: no Telegram types and no database here (README, "Handover").
+
+```
+queued ──claim──▶ claimed ──close──▶ closed
+   │  ◀──release──┘
+   └──────────close─────────────────▶ closed
+```
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+UK_TIME = ZoneInfo("Europe/London")
+
+
+class CaseState(str, enum.Enum):
+    """Where a case is: waiting for a moderator, held by one, or finished."""
+
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+    CLOSED = "closed"
+
+
+class Priority(str, enum.Enum):
+    """How soon a person is needed: danger now, a disclosure, or someone asked for a person."""
+
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+
+    @property
+    def rank(self) -> int:
+        """Return a number that sorts the most urgent first (0 = urgent)."""
+        return PRIORITY_ORDER.index(self)
+
+    @classmethod
+    def parse(cls, value: str) -> Priority:
+        """Return the priority Rasa named, or normal for anything unknown (a person is still wanted)."""
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.NORMAL
+
+
+PRIORITY_ORDER = (Priority.URGENT, Priority.HIGH, Priority.NORMAL)
+
+# What each move is called, and where it may start. Every move is recorded with a time and who did it.
+TRANSITIONS: dict[str, tuple[frozenset[CaseState], CaseState]] = {
+    "claim": (frozenset({CaseState.QUEUED}), CaseState.CLAIMED),
+    "release": (frozenset({CaseState.CLAIMED}), CaseState.QUEUED),
+    "close": (frozenset({CaseState.QUEUED, CaseState.CLAIMED}), CaseState.CLOSED),
+}
+
+
+class TransitionError(Exception):
+    """A move that this case's state does not allow (a stale button, a second claim)."""
+
+
+def next_state(current: CaseState, move: str) -> CaseState:
+    """Return the state after a move, or raise TransitionError if the move is not allowed now."""
+    try:
+        sources, target = TRANSITIONS[move]
+    except KeyError:
+        raise TransitionError(f"unknown move {move!r}") from None
+    if current not in sources:
+        raise TransitionError(f"cannot {move} a {current.value} case")
+    return target
+
+
+def raises_priority(new: Priority, current: Priority) -> bool:
+    """Return True if a new handover request is more urgent than the case already open."""
+    return new.rank < current.rank
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """What ordering the queue needs to know about a case."""
+
+    number: int
+    priority: Priority
+    opened_at: dt.datetime
+
+
+def queue_order(cases: Iterable[QueueItem]) -> list[QueueItem]:
+    """Return cases as moderators should take them: most urgent first, then the longest waiting."""
+    return sorted(cases, key=lambda c: (c.priority.rank, c.opened_at, c.number))
+
+
+def is_moderator(user_id: int | None, allowlist: frozenset[int]) -> bool:
+    """Return True only for a Telegram user id on MODERATOR_USER_IDS."""
+    return user_id is not None and user_id in allowlist
+
+
+# Callback data is never trusted: it must parse exactly, and what it names is checked against the database.
+_CASE_BUTTON = re.compile(r"case:(claim|close):([1-9][0-9]{0,11})")
+_FEEDBACK_BUTTON = re.compile(r"rate:([1-9][0-9]{0,11}):([1-5])")
+
+
+def case_button(move: str, number: int) -> str:
+    """Return the callback data of a case card's Claim or Close button."""
+    return f"case:{move}:{number}"
+
+
+def parse_case_button(data: str | None) -> tuple[str, int] | None:
+    """Return (move, case number) for well-formed case-card data, else None."""
+    match = _CASE_BUTTON.fullmatch(data or "")
+    return (match.group(1), int(match.group(2))) if match else None
+
+
+def feedback_button(number: int, score: int) -> str:
+    """Return the callback data of a "how did it go" button."""
+    return f"rate:{number}:{score}"
+
+
+def parse_feedback_button(data: str | None) -> tuple[int, int] | None:
+    """Return (case number, score 1–5) for well-formed feedback data, else None."""
+    match = _FEEDBACK_BUTTON.fullmatch(data or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+class TargetError(Exception):
+    """A moderator's message could not be matched to one case; the message says what to do."""
+
+
+def pick_case(held: Sequence[int], replied_to: int | None) -> int:
+    """Return the case a moderator's message is for: the replied-to case, else the only one they hold."""
+    if replied_to is not None:
+        if replied_to not in held:
+            raise TargetError("That message belongs to a case you don't hold now. Nothing was sent.")
+        return replied_to
+    if not held:
+        raise TargetError("You don't hold a case. /queue lists open cases. Nothing was sent.")
+    if len(held) > 1:
+        numbers = ", ".join(f"#{n}" for n in sorted(held))
+        raise TargetError(
+            f"You hold {len(held)} cases ({numbers}). Reply to a message from the case you mean. "
+            "Nothing was sent."
+        )
+    return held[0]
+
+
+@dataclass(frozen=True)
+class Hours:
+    """When moderators are on duty, in UK time; None means at all hours."""
+
+    start: dt.time | None = None
+    end: dt.time | None = None
+
+    @classmethod
+    def parse(cls, value: str) -> Hours:
+        """Return hours from "HH:MM-HH:MM" (UK time; may cross midnight), or all hours for ""."""
+        value = value.strip()
+        if not value:
+            return cls()
+        match = re.fullmatch(r"([0-2]?\d):([0-5]\d)\s*-\s*([0-2]?\d):([0-5]\d)", value)
+        if not match:
+            raise ValueError(f"expected HH:MM-HH:MM, got {value!r}")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if h1 > 23 or h2 > 24 or (h2 == 24 and m2):
+            raise ValueError(f"not a time of day in {value!r}")
+        end = dt.time(23, 59, 59) if h2 == 24 else dt.time(h2, m2)
+        return cls(dt.time(h1, m1), end)
+
+    def on_duty(self, now: dt.datetime) -> bool:
+        """Return True if moderators are on duty at this moment."""
+        if self.start is None or self.end is None:
+            return True
+        local = now.astimezone(UK_TIME).time()
+        if self.start <= self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+
+def overdue(opened_at: dt.datetime, now: dt.datetime, wait: dt.timedelta) -> bool:
+    """Return True if a queued case has waited longer than moderators promise to answer."""
+    return now - opened_at >= wait
+
+
+def waited(opened_at: dt.datetime, now: dt.datetime) -> str:
+    """Return how long a case has waited, the way a moderator reads it ("4 min", "1 h 05 min")."""
+    minutes = max(0, int((now - opened_at).total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"

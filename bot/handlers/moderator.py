@@ -1,0 +1,105 @@
+"""Handlers for moderators: card buttons, their private chat with the bot, and their commands."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from bot import cards
+from bot.handlers import relay_of
+from bot.relay import Moderator
+
+logger = logging.getLogger(__name__)
+
+
+def _moderator(update: Update) -> Moderator | None:
+    user = update.effective_user
+    return Moderator(user.id, user.first_name or "a moderator") if user else None
+
+
+def _replied_to(update: Update) -> int | None:
+    message = update.effective_message
+    reply = message.reply_to_message if message else None
+    return reply.message_id if reply else None
+
+
+async def _answer(update: Update, text: str | None) -> None:
+    if text and update.effective_message is not None:
+        await update.effective_message.reply_text(text)
+
+
+async def on_card_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Claim or Close on a case card; anyone not on MODERATOR_USER_IDS is refused (and logged)."""
+    query, moderator = update.callback_query, _moderator(update)
+    if query is None or moderator is None:
+        return
+    answer = await relay_of(context).moderator_button(
+        moderator.user_id, moderator.name, str(query.data or "")
+    )
+    await query.answer(answer, show_alert=True)
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """What a moderator writes in their private chat reaches the young person of that case."""
+    message, moderator = update.message, _moderator(update)
+    if message is None or moderator is None or message.text is None:
+        return
+    await _answer(
+        update, await relay_of(context).moderator_text(moderator, message.text, _replied_to(update))
+    )
+
+
+async def on_not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Moderators' media is not passed on either: only text reaches a young person."""
+    await _answer(update, cards.TEXT_ONLY)
+
+
+async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """An edit can't change what the young person already has."""
+    message = update.edited_message
+    if message is not None:
+        await message.reply_text(
+            "Edits aren't passed on: the young person has the first version. Send a new message."
+        )
+
+
+async def on_note(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`/note <text>`: a private note on the case."""
+    moderator = _moderator(update)
+    if moderator is not None:
+        text = " ".join(context.args or [])
+        await _answer(update, await relay_of(context).moderator_note(moderator, text, _replied_to(update)))
+
+
+def _number(args: list[str] | None) -> int | None:
+    raw = (args or [""])[0].lstrip("#")
+    return int(raw) if raw.isdigit() and len(raw) < 12 else None
+
+
+async def on_close(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`/close [number]`: end the case replied to, named, or the only one held."""
+    moderator = _moderator(update)
+    if moderator is not None:
+        number = _number(context.args)
+        await _answer(update, await relay_of(context).moderator_close(moderator, number, _replied_to(update)))
+
+
+async def on_claim(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`/claim <number>`: the same as the card's Claim button."""
+    moderator = _moderator(update)
+    if moderator is None:
+        return
+    number = _number(context.args)
+    if number is None:
+        await _answer(update, "Say which case, e.g. /claim 12. /queue lists open cases.")
+        return
+    await _answer(update, await relay_of(context).claim(moderator, number))
+
+
+async def on_queue(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`/queue`: open cases, most urgent then longest waiting first."""
+    user = update.effective_user
+    if user is not None:
+        await _answer(update, relay_of(context).queue(user.id))

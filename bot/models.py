@@ -1,0 +1,102 @@
+"""The adapter's tables: handover cases, every move of a case, its transcript and the relay map.
+
+They share the directory's declarative base (one database, one migration history in `migrations/`);
+the schema is made by Alembic, never by `create_all` in production code. Nothing here holds a Telegram
+user id or name of a young person: `user_ref` is the pseudonym, and `chat_id` (needed to reach them) is
+kept only while the case is open.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, SmallInteger, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from actions.models import Base
+
+TIMESTAMP = DateTime(timezone=True)
+
+
+class HandoverCase(Base):
+    """One request for a person: its state, priority and how to reach the young person while open."""
+
+    __tablename__ = "handover_case"
+    __table_args__ = (
+        Index("ix_handover_case_state_priority", "state", "priority_rank", "opened_at"),
+        # At most one open case per person, even with several adapter instances.
+        Index(
+            "uq_handover_case_open_user",
+            "user_ref",
+            unique=True,
+            sqlite_where=text("state != 'closed'"),
+            postgresql_where=text("state != 'closed'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_ref: Mapped[str] = mapped_column(String(64), index=True)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[str] = mapped_column(String(16))
+    priority_rank: Mapped[int] = mapped_column(SmallInteger)
+    reason: Mapped[str] = mapped_column(String(64))
+    opened_at: Mapped[dt.datetime] = mapped_column(TIMESTAMP)
+    claimed_by: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    claimed_by_name: Mapped[str | None] = mapped_column(String(128))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP)
+    card_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    card_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    user_told_wait_at: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP)
+    reminded_at: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP)
+    feedback: Mapped[int | None] = mapped_column(SmallInteger)
+
+    events: Mapped[list[CaseEvent]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="CaseEvent.id"
+    )
+    messages: Mapped[list[CaseMessage]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="CaseMessage.id"
+    )
+
+
+class CaseEvent(Base):
+    """One move of a case (open, raise, claim, release, close, …): when, and who made it."""
+
+    __tablename__ = "case_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("handover_case.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(TIMESTAMP)
+    move: Mapped[str] = mapped_column(String(16))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    # "user" (the pseudonymous young person), "system", or "moderator:<Telegram id>".
+    actor: Mapped[str] = mapped_column(String(64))
+
+    case: Mapped[HandoverCase] = relationship(back_populates="events")
+
+
+class CaseMessage(Base):
+    """The case's transcript: what the young person and the moderator wrote, and moderators' notes."""
+
+    __tablename__ = "case_message"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("handover_case.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(TIMESTAMP)
+    # "user", "moderator", "note" (private to moderators) or "system" (e.g. a deleted photo).
+    sender: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(Text)
+
+    case: Mapped[HandoverCase] = relationship(back_populates="messages")
+
+
+class RelayMessage(Base):
+    """A message the bot put in a moderator's private chat, so a reply to it finds its case."""
+
+    __tablename__ = "relay_message"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("handover_case.id", ondelete="CASCADE"), index=True)

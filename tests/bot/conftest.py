@@ -1,0 +1,329 @@
+"""Offline adapter fixtures: the real `Application` with a recording fake Bot API request and a fake Rasa.
+
+Updates go in through `Application.process_update`, as python-telegram-bot's own tests do; what the bot
+sent is read back from the recording request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import itertools
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import delete
+from telegram import Update
+from telegram.ext import Application
+from telegram.request import BaseRequest, RequestData
+
+from actions.db import sessionmaker_for
+from bot.app import build_application
+from bot.handlers import RELAY
+from bot.models import CaseEvent, CaseMessage, HandoverCase, RelayMessage
+from bot.relay import Relay
+from bot.settings import Settings
+
+BOT_ID = 999
+TOKEN = f"{BOT_ID}:TEST"
+GROUP = -100500
+MODERATOR = 7001
+OTHER_MODERATOR = 7002
+STRANGER = 7666
+PERSON = 4242
+KEY = "k" * 40
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class Call:
+    """One Bot API call the adapter made."""
+
+    method: str
+    params: dict[str, Any]
+    ok: bool = True
+
+
+class RecordingRequest(BaseRequest):
+    """A Bot API stand-in: records every call and answers with real-shaped objects."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.ids = itertools.count(100)
+        self.failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        self.blocked: set[int] = set()
+
+    async def initialize(self) -> None:
+        """Nothing to open."""
+
+    async def shutdown(self) -> None:
+        """Nothing to close."""
+
+    @property
+    def read_timeout(self) -> float:
+        return 1.0
+
+    def fail(self, method: str, code: int, description: str, times: int = 1, **parameters: Any) -> None:
+        """Make the next calls of a method fail as Telegram would."""
+        self.failures.setdefault(method, []).extend(
+            [(code, {"description": description, **parameters})] * times
+        )
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = None,
+        write_timeout: Any = None,
+        connect_timeout: Any = None,
+        pool_timeout: Any = None,
+    ) -> tuple[int, bytes]:
+        name = url.rsplit("/", 1)[-1]
+        params = dict(request_data.parameters) if request_data else {}
+        self.calls.append(Call(name, params))
+        queued = self.failures.get(name)
+        if queued:
+            self.calls[-1].ok = False
+            code, error = queued.pop(0)
+            body: dict[str, Any] = {"ok": False, "error_code": code, "description": error["description"]}
+            if "retry_after" in error:
+                body["parameters"] = {"retry_after": error["retry_after"]}
+            return code, json.dumps(body).encode()
+        if name in {"sendMessage", "editMessageText"} and params.get("chat_id") in self.blocked:
+            self.calls[-1].ok = False
+            body = {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}
+            return 403, json.dumps(body).encode()
+        return 200, json.dumps({"ok": True, "result": self.result(name, params)}).encode()
+
+    def result(self, name: str, params: dict[str, Any]) -> Any:
+        if name == "getMe":
+            return {"id": BOT_ID, "is_bot": True, "first_name": "Signpost", "username": "signpost_test_bot"}
+        if name in {"sendMessage", "editMessageText"}:
+            chat_id = int(params["chat_id"])
+            message = {
+                "message_id": int(params.get("message_id") or next(self.ids)),
+                "date": 1_700_000_000,
+                "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
+                "from": {"id": BOT_ID, "is_bot": True, "first_name": "Signpost"},
+                "text": params["text"],
+            }
+            if params.get("reply_markup"):
+                message["reply_markup"] = params["reply_markup"]
+            return message
+        return True
+
+    # What the tests read back.
+    def sent(self, chat_id: int) -> list[dict[str, Any]]:
+        """Return the parameters of messages delivered to a chat, in order."""
+        return [
+            c.params
+            for c in self.calls
+            if c.method == "sendMessage" and c.ok and c.params["chat_id"] == chat_id
+        ]
+
+    def texts(self, chat_id: int) -> str:
+        return "\n".join(p["text"] for p in self.sent(chat_id))
+
+    def methods(self) -> list[str]:
+        return [c.method for c in self.calls]
+
+    def of(self, method: str) -> list[dict[str, Any]]:
+        return [c.params for c in self.calls if c.method == method]
+
+
+@dataclass
+class FakeRasa:
+    """Rasa's REST channel, scripted: a reply per message, or down, or slow."""
+
+    replies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    received: list[dict[str, str]] = field(default_factory=list)
+    down: bool = False
+    delay: float = 0.0
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        self.received.append(body)
+        default = [{"recipient_id": body["sender"], "text": f"echo: {body['message']}"}]
+        return httpx.Response(200, json=self.replies.get(body["message"], default))
+
+    def messages(self) -> list[str]:
+        return [r["message"] for r in self.received]
+
+
+@dataclass
+class Clock:
+    """A clock the test moves by hand."""
+
+    now: dt.datetime = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += dt.timedelta(**delta)
+
+
+_updates = itertools.count(1)
+_messages = itertools.count(5000)
+
+
+def _user(user_id: int, first_name: str = "Alex") -> dict[str, Any]:
+    return {"id": user_id, "is_bot": False, "first_name": first_name, "username": f"user{user_id}"}
+
+
+def _chat(chat_id: int) -> dict[str, Any]:
+    if chat_id > 0:
+        return {"id": chat_id, "type": "private", "first_name": "Alex"}
+    return {"id": chat_id, "type": "supergroup", "title": "Signpost moderators"}
+
+
+def message(user_id: int, chat_id: int | None = None, **content: Any) -> dict[str, Any]:
+    """Return a real-shaped incoming message."""
+    body: dict[str, Any] = {
+        "message_id": next(_messages),
+        "date": 1_700_000_000,
+        "chat": _chat(chat_id if chat_id is not None else user_id),
+        "from": _user(user_id),
+        **content,
+    }
+    text = content.get("text", "")
+    if text.startswith("/"):
+        body["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+    return body
+
+
+@dataclass
+class Harness:
+    """The running application, its fake Telegram and fake Rasa."""
+
+    app: Application  # type: ignore[type-arg]
+    request: RecordingRequest
+    rasa: FakeRasa
+    clock: Clock
+
+    @property
+    def relay(self) -> Relay:
+        relay = self.app.bot_data[RELAY]
+        assert isinstance(relay, Relay)
+        return relay
+
+    async def feed(self, update: dict[str, Any]) -> None:
+        await self.app.process_update(Update.de_json({"update_id": next(_updates), **update}, self.app.bot))
+
+    async def text(
+        self, user_id: int, text: str, chat_id: int | None = None, reply_to: int | None = None
+    ) -> None:
+        content: dict[str, Any] = {"text": text}
+        if reply_to is not None:
+            chat = chat_id if chat_id is not None else user_id
+            content["reply_to_message"] = {
+                "message_id": reply_to,
+                "date": 1_700_000_000,
+                "chat": _chat(chat),
+                "from": {"id": BOT_ID, "is_bot": True, "first_name": "Signpost"},
+                "text": "…",
+            }
+        await self.feed({"message": message(user_id, chat_id, **content)})
+
+    async def press(self, user_id: int, data: str, chat_id: int | None = None, text: str = "…") -> None:
+        chat = chat_id if chat_id is not None else user_id
+        shown = {
+            "message_id": next(_messages),
+            "date": 1_700_000_000,
+            "chat": _chat(chat),
+            "from": {"id": BOT_ID, "is_bot": True, "first_name": "Signpost"},
+            "text": text,
+        }
+        query = {
+            "id": str(next(_updates)),
+            "from": _user(user_id),
+            "chat_instance": "1",
+            "data": data,
+            "message": shown,
+        }
+        await self.feed({"callback_query": query})
+
+    def cards(self) -> list[dict[str, Any]]:
+        return self.request.sent(GROUP)
+
+    def last_card_buttons(self) -> list[str]:
+        markup = self.cards()[-1].get("reply_markup")
+        return [b["callback_data"] for row in (markup or {}).get("inline_keyboard", []) for b in row]
+
+    def alerts(self) -> list[str]:
+        return [p.get("text", "") for p in self.request.of("answerCallbackQuery")]
+
+
+def settings_for(database_url: str, **changes: Any) -> Settings:
+    base = Settings(
+        rasa_url="http://rasa.test",
+        pseudonym_key=KEY.encode(),
+        telegram_bot_token=TOKEN,
+        telegram_base_url="http://telegram.test/bot",
+        moderator_chat_id=GROUP,
+        moderator_user_ids=frozenset({MODERATOR, OTHER_MODERATOR}),
+        database_url=database_url,
+        rasa_timeout_seconds=0.3,
+        rasa_patience_seconds=2.0,
+        telegram_rate_limit=False,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+@pytest.fixture
+def cases_url(database_url: str) -> Iterator[str]:
+    """The migrated test database with no cases in it (the relay commits, so rows are deleted after)."""
+
+    def clear() -> None:
+        with sessionmaker_for(database_url).begin() as session:
+            for table in (RelayMessage, CaseMessage, CaseEvent, HandoverCase):
+                session.execute(delete(table))
+
+    clear()
+    yield database_url
+    clear()
+
+
+Build = Callable[..., Any]
+
+
+@pytest.fixture
+async def harness(cases_url: str) -> AsyncIterator[Callable[..., Any]]:
+    """Build and start an application (settings can be changed per test); all are shut down after."""
+    started: list[Application] = []  # type: ignore[type-arg]
+
+    async def build(rasa: FakeRasa | None = None, clock: Clock | None = None, **changes: Any) -> Harness:
+        request, rasa, clock = RecordingRequest(), rasa or FakeRasa(), clock or Clock()
+        app = build_application(
+            settings_for(cases_url, **changes),
+            request=request,
+            rasa_transport=httpx.MockTransport(rasa.handle),
+            clock=clock,
+        )
+        await app.initialize()
+        assert app.post_init is not None
+        await app.post_init(app)
+        started.append(app)
+        outbox = app.bot_data[RELAY].outbox
+        outbox.first_delay = 0.01
+        return Harness(app, request, rasa, clock)
+
+    yield build
+    for app in started:
+        assert app.post_shutdown is not None
+        await app.post_shutdown(app)
+        await app.shutdown()
