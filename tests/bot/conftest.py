@@ -309,7 +309,7 @@ async def harness(cases_url: str) -> AsyncIterator[Callable[..., Any]]:
     async def build(rasa: FakeRasa | None = None, clock: Clock | None = None, **changes: Any) -> Harness:
         request, rasa, clock = RecordingRequest(), rasa or FakeRasa(), clock or Clock()
         app = build_application(
-            settings_for(cases_url, **changes),
+            settings_for(changes.pop("database_url", cases_url), **changes),
             request=request,
             rasa_transport=httpx.MockTransport(rasa.handle),
             clock=clock,

@@ -27,7 +27,9 @@ HANDOVER = [
 async def console(cases_url: str) -> AsyncIterator[tuple[ConsoleChat, io.StringIO, FakeRasa]]:
     rasa = FakeRasa(
         replies={
-            "hi": [{"text": "Hello!", "buttons": [{"title": "Talk to a person", "payload": "/request_human"}]}],
+            "hi": [
+                {"text": "Hello!", "buttons": [{"title": "Talk to a person", "payload": "/request_human"}]}
+            ],
             "/request_human": HANDOVER,
         }
     )

@@ -442,8 +442,11 @@ def test_enforce_limits_answers_429_to_a_burst_to_one_chat(fake: FakeTelegram) -
         return retry_afters
 
     retry_afters = with_bot(fake, burst)
-    assert len(fake.messages(USER)) == fake.private_burst
-    assert fake.rejected_429 == len(retry_afters) == 8 - fake.private_burst
+    # The burst of private_burst goes through; the rest of eight quick sends get 429 (give or take one
+    # refilled token, should the machine be slow enough for the burst to last over a second).
+    assert len(fake.messages(USER)) + len(retry_afters) == 8
+    assert fake.private_burst <= len(fake.messages(USER)) <= fake.private_burst + 1
+    assert fake.rejected_429 == len(retry_afters)
     assert all(r >= 1 for r in retry_afters)
     time.sleep(1.1)  # the bucket refills at one message per second
     assert with_bot(fake, lambda bot: bot.send_message(USER, "after waiting")).text == "after waiting"
