@@ -55,9 +55,9 @@ class ConsoleOutbox:
         self.next_id += 1
         if chat_id == PERSON_CHAT:
             self._print(f"Signpost: {message.text}")
-            self.buttons = list(message.buttons)
-            for number, (title, _data) in enumerate(self.buttons, start=1):
-                self._print(f"   [{number}] {title}")
+            for title, data in message.buttons:  # numbered across everything said since the person typed
+                self.buttons.append((title, data))
+                self._print(f"   [{len(self.buttons)}] {title}")
         else:
             where = "moderators' group" if chat_id == MODERATORS_GROUP else "moderator's private chat"
             self._print(_indent(f"[{where}] {message.text}"))
@@ -97,8 +97,9 @@ class ConsoleChat:
         stripped = line.strip()
         if not stripped:
             return
-        if stripped.isdigit() and 1 <= int(stripped) <= len(self.outbox.buttons):
-            title, data = self.outbox.buttons[int(stripped) - 1]
+        shown, self.outbox.buttons = self.outbox.buttons, []
+        if stripped.isdigit() and 1 <= int(stripped) <= len(shown):
+            title, data = shown[int(stripped) - 1]
             await self.relay.user_button(self.person, data, title)
         elif stripped.split()[0] == "/mod":
             await self.moderate(stripped.removeprefix("/mod").strip())

@@ -48,6 +48,7 @@ class Stack:
     rasa_url: str
     rasa: subprocess.Popen[bytes]
     actions: subprocess.Popen[bytes]
+    database_url: str
 
 
 @contextmanager
@@ -59,12 +60,13 @@ def running_stack(workdir: Path, model: Path = MODEL, database_url: str | None =
     action_port, rasa_port = free_port(), free_port()
     endpoints = workdir / "endpoints.yml"
     endpoints.write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n')
+    database_url = database_url or f"sqlite:///{workdir / 'signpost.db'}"
     env = {
         **os.environ,
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
-        "DATABASE_URL": database_url or f"sqlite:///{workdir / 'signpost.db'}",
+        "DATABASE_URL": database_url,
     }
     subprocess.run([str(APP_PYTHON), "-m", "actions.directory", "ready"], cwd=ROOT, env=env, check=True)
     logs = {"actions": workdir / "actions.log", "rasa": workdir / "rasa.log"}
@@ -90,7 +92,7 @@ def running_stack(workdir: Path, model: Path = MODEL, database_url: str | None =
         try:
             _wait_until_up(f"http://127.0.0.1:{action_port}/health", actions, logs["actions"])
             _wait_until_up(f"http://127.0.0.1:{rasa_port}/", rasa, logs["rasa"])
-            yield Stack(f"http://127.0.0.1:{rasa_port}", rasa, actions)
+            yield Stack(f"http://127.0.0.1:{rasa_port}", rasa, actions, database_url)
         finally:
             for process in (rasa, actions):
                 process.terminate()
@@ -99,3 +101,31 @@ def running_stack(workdir: Path, model: Path = MODEL, database_url: str | None =
                     process.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+
+@contextmanager
+def running_adapter(
+    workdir: Path, env: dict[str, str], name: str = "adapter"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start `python -m bot` (the Telegram adapter) with extra environment; stop it (SIGTERM) after.
+
+    The caller waits for it to be ready (e.g. until its fake Bot API sees getUpdates).
+    """
+    log = workdir / f"{name}.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [str(APP_PYTHON), "-m", "bot"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -17,6 +17,7 @@ class Assistant:
     """The running assistant and a way to talk to it."""
 
     rasa_url: str
+    database_url: str
 
     def say(self, sender: str, message: str) -> list[dict]:
         response = httpx.post(
@@ -45,4 +46,4 @@ def assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assistant]:
     if not MODEL.exists() or not RASA.exists():
         pytest.skip("no trained model or Rasa environment: run `make train` (make test does)")
     with running_stack(tmp_path_factory.mktemp("assistant")) as stack:
-        yield Assistant(stack.rasa_url)
+        yield Assistant(stack.rasa_url, stack.database_url)

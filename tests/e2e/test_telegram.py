@@ -1,0 +1,222 @@
+"""Telegram end to end: the real Rasa server, action server and adapter (`python -m bot`, long polling)
+against a local fake Telegram Bot API (tests/e2e/fake_telegram.py)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scripts.stack import free_port, running_adapter
+from tests.e2e.conftest import Assistant
+from tests.e2e.fake_telegram import FakeTelegram
+
+pytestmark = pytest.mark.e2e
+
+GROUP = -1001234567890
+MODERATOR = 6001
+STRANGER = 6999
+KEY = "e2e-" + "k" * 60
+_people = itertools.count(50_001)
+CRISIS = ("999", "0800 1111", "85258", "116 123")
+
+
+def adapter_env(fake: FakeTelegram, rasa_url: str, database_url: str) -> dict[str, str]:
+    return {
+        "TELEGRAM_BOT_TOKEN": fake.token,
+        "TELEGRAM_BASE_URL": fake.base_url,
+        "MODERATOR_CHAT_ID": str(GROUP),
+        "MODERATOR_USER_IDS": str(MODERATOR),
+        "RASA_URL": rasa_url,
+        "DATABASE_URL": database_url,
+        "PSEUDONYM_KEY": KEY,
+        "HANDOVER_WAIT_SECONDS": "3600",
+    }
+
+
+@dataclass
+class Telegram:
+    """The fake Bot API with the adapter polling it; `restart()` stops and starts the adapter."""
+
+    fake: FakeTelegram
+    env: dict[str, str]
+    workdir: Path
+    stack: ExitStack
+
+    def start(self) -> None:
+        calls = len(self.fake.calls("getUpdates"))
+        self.stack.enter_context(running_adapter(self.workdir, self.env))
+        self.fake.wait_for_call("getUpdates", timeout=60, after=calls)
+
+    def restart(self) -> None:
+        self.stack.close()
+        self.stack = ExitStack()
+        self.start()
+
+
+@pytest.fixture(scope="module")
+def telegram(assistant: Assistant, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Telegram]:
+    with FakeTelegram() as fake:
+        fake.add_group(GROUP, "Signpost moderators")
+        fake.start_private_chat(MODERATOR)
+        env = adapter_env(fake, assistant.rasa_url, assistant.database_url)
+        running = Telegram(fake, env, tmp_path_factory.mktemp("adapter"), ExitStack())
+        running.start()
+        try:
+            yield running
+        finally:
+            running.stack.close()
+
+
+def say(fake: FakeTelegram, person: int, text: str, expect: str | None = None) -> dict[str, Any]:
+    """The person writes; return the first new bot message in their chat (containing `expect`)."""
+    seen = len(fake.messages(person))
+    fake.user_sends_text(person, text)
+    return fake.wait_for_message(person, lambda m: expect is None or expect in m.get("text", ""), after=seen)
+
+
+def open_case(
+    fake: FakeTelegram, person: int, text: str = "can i talk to a real person please"
+) -> dict[str, Any]:
+    """The person asks for a person; return the case card that appears in the moderators' group."""
+    seen = len(fake.messages(GROUP))
+    say(fake, person, text, expect="stays private")
+    return fake.wait_for_message(GROUP, lambda m: m["text"].startswith("Case #"), after=seen)
+
+
+def number_of(card: dict[str, Any]) -> int:
+    return int(card["text"].split("#", 1)[1].split(" ", 1)[0])
+
+
+def claim(fake: FakeTelegram, card: dict[str, Any]) -> int:
+    number = number_of(card)
+    seen = len(fake.messages(MODERATOR))
+    fake.user_presses(MODERATOR, card, f"case:claim:{number}")
+    fake.wait_for_message(MODERATOR, lambda m: f"You hold case #{number}" in m["text"], after=seen)
+    return number
+
+
+def test_a_disclosure_gets_advice(telegram: Telegram) -> None:
+    person = next(_people)
+    reply = say(
+        telegram.fake,
+        person,
+        "a guy on insta says he will send my nudes to everyone unless i pay him",
+        "Don't pay",
+    )
+    assert "not your fault" in reply["text"]
+    telegram.fake.wait_for_call("sendChatAction", lambda c: c.params["chat_id"] == person)
+
+
+def test_a_request_for_a_person_opens_a_case_card(telegram: Telegram) -> None:
+    card = open_case(telegram.fake, next(_people))
+    assert "NORMAL" in card["text"] and "asked for a person" in card["text"]
+    assert "can i talk to a real person please" in card["text"]
+    buttons = [b["callback_data"] for row in card["reply_markup"]["inline_keyboard"] for b in row]
+    assert buttons == [f"case:claim:{number_of(card)}", f"case:close:{number_of(card)}"]
+
+
+def test_someone_not_on_the_moderator_list_cannot_claim(telegram: Telegram) -> None:
+    fake = telegram.fake
+    card = open_case(fake, next(_people))
+    fake.user_presses(STRANGER, card, f"case:claim:{number_of(card)}")
+    fake.wait_for_call(
+        "answerCallbackQuery", lambda c: "Only Signpost moderators" in c.params.get("text", "")
+    )
+    assert fake.messages(STRANGER) == []
+    assert "Claim" in str(fake.messages(GROUP)[-1]["reply_markup"])  # still waiting for a moderator
+
+
+def test_moderator_claims_and_the_conversation_runs_through_their_private_chat(telegram: Telegram) -> None:
+    fake, person = telegram.fake, next(_people)
+    number = claim(fake, open_case(fake, person))
+    fake.wait_for_message(person, lambda m: "has joined" in m["text"])
+    fake.wait_for_message(
+        GROUP, lambda m: m["text"].startswith(f"Case #{number}") and "Claimed by" in m["text"]
+    )
+
+    seen_by_person = len(fake.messages(person))
+    fake.user_sends_text(person, "he keeps messaging me at night")
+    relayed = fake.wait_for_message(
+        MODERATOR, lambda m: m["text"] == f"#{number} › he keeps messaging me at night"
+    )
+    time.sleep(1.5)  # the bot stays silent to the person while a moderator holds the case
+    assert fake.messages(person)[seen_by_person:] == []
+
+    # A reply to the relayed message picks the case (this moderator may hold others from earlier tests).
+    fake.user_sends_text(
+        MODERATOR,
+        "Thank you for telling me. Are you safe right now?",
+        reply_to_message_id=relayed["message_id"],
+    )
+    reply = fake.wait_for_message(
+        person, lambda m: "Are you safe right now?" in m["text"], after=seen_by_person
+    )
+    assert reply["text"] == "Signpost team: Thank you for telling me. Are you safe right now?"
+    assert "forward_origin" not in reply and reply["from"]["is_bot"]  # a copy by the bot, not a forward
+
+
+def test_a_photo_is_deleted_and_never_reaches_the_moderator(telegram: Telegram) -> None:
+    fake, person = telegram.fake, next(_people)
+    number = claim(fake, open_case(fake, person))
+    photo = fake.user_sends_photo(person)
+    fake.wait_for_message(person, lambda m: "deleted what you sent" in m["text"])
+    assert photo["message_id"] in fake.deleted(person)
+    notice = fake.wait_for_message(
+        MODERATOR, lambda m: m["text"].startswith(f"#{number} › [the user sent a photo")
+    )
+    assert notice["text"].endswith("deleted, not viewed]")
+    for method in ("getFile", "forwardMessage", "copyMessage", "sendPhoto", "sendDocument"):
+        assert fake.calls(method) == []
+
+
+def test_close_returns_the_young_person_to_the_bot(telegram: Telegram) -> None:
+    fake, person = telegram.fake, next(_people)
+    number = claim(fake, open_case(fake, person))
+    fake.user_sends_text(MODERATOR, f"/close {number}")
+    fake.wait_for_message(MODERATOR, lambda m: m["text"] == f"Case #{number} is closed.")
+    fake.wait_for_message(person, lambda m: "You're talking to Signpost, the chatbot, again" in m["text"])
+    rating = fake.wait_for_message(person, lambda m: "how it went" in m["text"])
+    fake.user_presses(person, rating, f"rate:{number}:5")
+    fake.wait_for_message(person, lambda m: m["text"] == "Thank you for telling us.")
+    say(fake, person, "what numbers can i call", expect="0800 1111")  # the bot answers again
+
+
+def test_a_risk_message_opens_an_urgent_case_at_once(telegram: Telegram) -> None:
+    fake, person = telegram.fake, next(_people)
+    seen = len(fake.messages(GROUP))
+    reply = say(fake, person, "i'm going to kill myself tonight", expect="116 123")
+    assert "999" in reply["text"]
+    card = fake.wait_for_message(GROUP, lambda m: m["text"].startswith("Case #"), after=seen)
+    assert "URGENT" in card["text"] and "danger now" in card["text"]
+
+
+def test_a_restart_of_the_adapter_keeps_the_claimed_case(telegram: Telegram) -> None:
+    fake, person = telegram.fake, next(_people)
+    number = claim(fake, open_case(fake, person))
+    telegram.restart()
+    fake.user_sends_text(person, "are you still there")
+    relayed = fake.wait_for_message(
+        MODERATOR, lambda m: m["text"] == f"#{number} › are you still there", timeout=60
+    )
+    fake.user_sends_text(MODERATOR, "Yes, I'm still here.", reply_to_message_id=relayed["message_id"])
+    fake.wait_for_message(person, lambda m: m["text"] == "Signpost team: Yes, I'm still here.")
+
+
+def test_rasa_down_still_gives_the_crisis_numbers(assistant: Assistant, tmp_path: Path) -> None:
+    with FakeTelegram() as fake, ExitStack() as stack:
+        fake.add_group(GROUP, "Signpost moderators")
+        nowhere = f"http://127.0.0.1:{free_port()}"
+        running = Telegram(fake, adapter_env(fake, nowhere, assistant.database_url), tmp_path, stack)
+        running.start()
+        person = next(_people)
+        reply = say(fake, person, "please help me")
+        for number in CRISIS:
+            assert number in reply["text"]
+        assert "try again" in reply["text"]
