@@ -1,1 +1,1 @@
-"""The Signpost adapter: delivers the conversation (terminal chat now; Telegram in the adapter issue)."""
+"""The Signpost adapter: Telegram (or a terminal chat), the relay to Rasa, and handover to moderators."""

@@ -13,6 +13,11 @@ from bot.relay import Moderator
 
 logger = logging.getLogger(__name__)
 
+COMMANDS_HELP = (
+    "Commands: /queue (open cases) · /claim <number> · /note <text> · /close [number]. "
+    "Anything else you write here goes to the young person of your case."
+)
+
 
 def _moderator(update: Update) -> Moderator | None:
     user = update.effective_user
@@ -45,6 +50,9 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """What a moderator writes in their private chat reaches the young person of that case."""
     message, moderator = update.message, _moderator(update)
     if message is None or moderator is None or message.text is None:
+        return
+    if message.text.startswith("/"):  # a mistyped command must never reach a young person
+        await _answer(update, COMMANDS_HELP)
         return
     await _answer(
         update, await relay_of(context).moderator_text(moderator, message.text, _replied_to(update))

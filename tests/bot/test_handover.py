@@ -310,3 +310,12 @@ async def test_the_case_tables_hold_a_pseudonym_never_the_telegram_identity(harn
     assert case.chat_id == PERSON  # needed to reach them, and only while the case is open
     values = [str(v) for v in vars(case).values()]
     assert "Alex" not in values and f"user{PERSON}" not in values
+
+
+async def test_a_moderators_unknown_command_never_reaches_the_young_person(harness) -> None:
+    h = await opened(harness)
+    await h.text(MODERATOR, f"/claim {case_number(h)}")
+    before = len(h.request.sent(PERSON))
+    await h.text(MODERATOR, "/start")
+    assert "Commands: /queue" in h.request.texts(MODERATOR)
+    assert len(h.request.sent(PERSON)) == before

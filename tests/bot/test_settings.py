@@ -31,3 +31,40 @@ def test_bad_ids_are_reported_by_name() -> None:
         load_settings({"PSEUDONYM_KEY": KEY, "MODERATOR_USER_IDS": "12,bob"})
     with pytest.raises(SettingsError, match="RASA_URL"):
         load_settings({"PSEUDONYM_KEY": KEY, "RASA_URL": "localhost:5005"})
+
+
+def test_a_token_without_moderators_stops_start_up_with_a_clear_message() -> None:
+    with pytest.raises(SettingsError, match="MODERATOR_CHAT_ID"):
+        load_settings({"PSEUDONYM_KEY": KEY, "TELEGRAM_BOT_TOKEN": "1:abc"})
+
+
+def test_handover_timing_and_hours_are_read() -> None:
+    settings = load_settings(
+        {
+            "PSEUDONYM_KEY": KEY,
+            "HANDOVER_WAIT_SECONDS": "120",
+            "MODERATOR_HOURS": "09:00-22:00",
+            "DATABASE_URL": "postgresql://u@h/db",
+        }
+    )
+    assert settings.handover_wait.total_seconds() == 120
+    assert settings.moderator_hours.start is not None
+    assert settings.database_url == "postgresql+psycopg://u@h/db"
+    with pytest.raises(SettingsError, match="HANDOVER_WAIT_SECONDS"):
+        load_settings({"PSEUDONYM_KEY": KEY, "HANDOVER_WAIT_SECONDS": "soon"})
+    with pytest.raises(SettingsError, match="MODERATOR_HOURS"):
+        load_settings({"PSEUDONYM_KEY": KEY, "MODERATOR_HOURS": "daytime"})
+
+
+def test_webhook_mode_needs_a_secret() -> None:
+    base = {"PSEUDONYM_KEY": KEY, "WEBHOOK_URL": "https://bot.example.org/telegram"}
+    with pytest.raises(SettingsError, match="WEBHOOK_SECRET"):
+        load_settings(base)
+    settings = load_settings({**base, "WEBHOOK_SECRET": "s" * 32, "WEBHOOK_PORT": "9000"})
+    assert (settings.webhook_url, settings.webhook_port, settings.webhook_listen) == (
+        "https://bot.example.org/telegram",
+        9000,
+        "127.0.0.1",
+    )
+    with pytest.raises(SettingsError, match="WEBHOOK_URL"):
+        load_settings({**base, "WEBHOOK_URL": "http://bot.example.org/telegram", "WEBHOOK_SECRET": "s" * 32})

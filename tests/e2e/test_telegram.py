@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from scripts.stack import free_port, running_adapter
@@ -220,3 +221,50 @@ def test_rasa_down_still_gives_the_crisis_numbers(assistant: Assistant, tmp_path
         for number in CRISIS:
             assert number in reply["text"]
         assert "try again" in reply["text"]
+
+
+def post_when_listening(url: str, update: dict[str, Any], secret: str) -> httpx.Response:
+    """POST an update as Telegram would, waiting (up to 30 s) for the webhook server to listen."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return httpx.post(
+                url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": secret}, timeout=10
+            )
+        except httpx.ConnectError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_in_webhook_mode_telegram_posts_updates_and_strangers_are_refused(
+    assistant: Assistant, tmp_path: Path
+) -> None:
+    port, secret, person = free_port(), "w" * 32, next(_people)
+    with FakeTelegram() as fake, ExitStack() as stack:
+        fake.add_group(GROUP, "Signpost moderators")
+        fake.start_private_chat(person)
+        env = {
+            **adapter_env(fake, assistant.rasa_url, assistant.database_url),
+            "WEBHOOK_URL": "https://signpost.test/telegram",  # the public URL; a TLS proxy forwards to us
+            "WEBHOOK_SECRET": secret,
+            "WEBHOOK_PORT": str(port),
+        }
+        stack.enter_context(running_adapter(tmp_path, env, name="webhook"))
+        registered = fake.wait_for_call("setWebhook", timeout=60)
+        assert registered.params["url"] == "https://signpost.test/telegram"
+        assert registered.params["secret_token"] == secret
+        update = {
+            "update_id": 1,
+            "message": {
+                "message_id": 1,
+                "date": int(time.time()),
+                "chat": {"id": person, "type": "private", "first_name": "Alex"},
+                "from": {"id": person, "is_bot": False, "first_name": "Alex"},
+                "text": "what numbers can i call",
+            },
+        }
+        url = f"http://127.0.0.1:{port}/telegram"
+        assert post_when_listening(url, update, "wrong").status_code == 403
+        assert post_when_listening(url, update, secret).status_code == 200
+        fake.wait_for_message(person, lambda m: "116 123" in m["text"])
