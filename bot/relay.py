@@ -404,30 +404,36 @@ class Relay:
         logger.warning("refused %s: not on MODERATOR_USER_IDS", what)
         return False
 
-    async def claim(self, moderator: Moderator, number: int) -> str:
-        """A moderator takes a case: they get the transcript in private, the person is told."""
-        if not self._authorised(moderator, "claim"):
-            return cards.NOT_A_MODERATOR
-        now = self.clock()
+    def _moved(self, moderator: Moderator, number: int, name: str, now: dt.datetime) -> cases.CaseView | str:
+        """Make a moderator's move on a case; return the case, or what to tell them if it can't be done."""
         try:
             with self.sessions.begin() as session:
-                case = cases.move(
+                return cases.move(
                     session,
                     number,
-                    "claim",
+                    name,
                     cases.moderator_actor(moderator.user_id),
                     now,
                     moderator_id=moderator.user_id,
                     moderator_name=moderator.name,
                 )
-                lines = cases.transcript(session, number)
         except LookupError:
             return f"There is no case #{number}."
         except TransitionError:
-            return f"Case #{number} is already claimed or closed."
+            return f"Case #{number} is already {'claimed or closed' if name == 'claim' else 'closed'}."
         except SQLAlchemyError as exc:
-            logger.error("claim of case #%d failed: %s", number, type(exc).__name__)
+            logger.error("%s of case #%d failed: %s", name, number, type(exc).__name__)
             return cards.DATABASE_DOWN
+
+    async def claim(self, moderator: Moderator, number: int) -> str:
+        """A moderator takes a case: they get the transcript in private, the person is told."""
+        if not self._authorised(moderator, "claim"):
+            return cards.NOT_A_MODERATOR
+        now = self.clock()
+        case = self._moved(moderator, number, "claim", now)
+        if isinstance(case, str):
+            return case
+        lines = self._transcript(number)
         try:
             intro = await self.outbox.send(moderator.user_id, cards.claimed_intro(case, lines))
         except UnreachableError:
@@ -444,17 +450,9 @@ class Relay:
         """A moderator ends a case: the person is back with the bot and asked how it went."""
         if not self._authorised(moderator, "close"):
             return cards.NOT_A_MODERATOR
-        now = self.clock()
-        try:
-            with self.sessions.begin() as session:
-                case = cases.move(session, number, "close", cases.moderator_actor(moderator.user_id), now)
-        except LookupError:
-            return f"There is no case #{number}."
-        except TransitionError:
-            return f"Case #{number} is already closed."
-        except SQLAlchemyError as exc:
-            logger.error("close of case #%d failed: %s", number, type(exc).__name__)
-            return cards.DATABASE_DOWN
+        case = self._moved(moderator, number, "close", self.clock())
+        if isinstance(case, str):
+            return case
         logger.info("case #%d closed", number)
         if case.chat_id is not None:
             await self._send(case.chat_id, _say("utter_handover_closed"))
