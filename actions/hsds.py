@@ -623,9 +623,7 @@ def prepared(url: str) -> str:
 
 
 def iso(value: dt.date | dt.time | dt.datetime | None) -> str | None:
-    """Return an ISO string (aware datetimes; SQLite gives back naive UTC)."""
-    if isinstance(value, dt.datetime) and value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
+    """Return an ISO string (datetimes come back aware from the `Timestamp` columns)."""
     return value.isoformat() if value is not None else None
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, Time
+from sqlalchemy import JSON, Date, DateTime, Dialect, ForeignKey, Index, Integer, MetaData, String, Text, Time
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -51,6 +52,21 @@ NATION_CODES = {
 STATISTICAL_GEOGRAPHY = "http://statistics.data.gov.uk/id/statistical-geography/"
 
 ID = String(64)
+
+
+class Timestamp(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC datetime on every engine (SQLite would give it back naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        return value.astimezone(dt.timezone.utc) if value is not None and value.tzinfo else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None or value.tzinfo:
+            return value
+        return value.replace(tzinfo=dt.timezone.utc)
 
 
 class Base(DeclarativeBase):
@@ -93,7 +109,7 @@ class Service(Base):
     maximum_age: Mapped[int | None] = mapped_column(Integer)
     assured_date: Mapped[dt.date | None] = mapped_column(Date)
     alert: Mapped[str | None] = mapped_column(Text)
-    last_modified: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_modified: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     organization: Mapped[Organization | None] = relationship(back_populates="services")

@@ -53,19 +53,14 @@ class CaseView:
             state=CaseState(case.state),
             priority=Priority(case.priority),
             reason=case.reason,
-            opened_at=_aware(case.opened_at),
+            opened_at=case.opened_at,
             claimed_by=case.claimed_by,
             claimed_by_name=case.claimed_by_name,
-            claimed_at=_aware(case.claimed_at) if case.claimed_at else None,
-            closed_at=_aware(case.closed_at) if case.closed_at else None,
+            claimed_at=case.claimed_at,
+            closed_at=case.closed_at,
             card_chat_id=case.card_chat_id,
             card_message_id=case.card_message_id,
         )
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    """SQLite gives back naive datetimes; everything we store is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 def _record(
@@ -288,7 +283,7 @@ def claim_reminder(
                 HandoverCase.state == CaseState.QUEUED.value, HandoverCase.opened_at <= now - wait
             )
         )
-        if c.reminded_at is None or _aware(c.reminded_at) <= now - every
+        if c.reminded_at is None or c.reminded_at <= now - every
     ]
     views = []
     for case in due:

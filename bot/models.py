@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, SmallInteger, String, Text, text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from actions.models import Base
+from actions.models import Base, Timestamp
 
-TIMESTAMP = DateTime(timezone=True)
+TIMESTAMP = Timestamp()
 
 
 class HandoverCase(Base):
