@@ -157,24 +157,25 @@ def move(
         values |= {"claimed_by": None, "claimed_by_name": None, "claimed_at": None}
     elif name == "close":
         values |= {"closed_at": now, "chat_id": None}
-    result = session.execute(
-        update(HandoverCase)
-        .where(HandoverCase.id == number, HandoverCase.state == before.value)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not _update_if(session, number, HandoverCase.state == before.value, **values):
         raise TransitionError(f"case #{number} changed meanwhile")
     chat_id = case.chat_id
     session.refresh(case)
     _record(session, case, name, before.value, actor, now)
     view = CaseView.of(case)
     # The closed case forgets how to reach the person; the caller still needs it once, to tell them.
-    return view if name != "close" else _with_chat(view, chat_id)
+    return view if name != "close" else replace(view, chat_id=chat_id)
 
 
-def _with_chat(view: CaseView, chat_id: int | None) -> CaseView:
-    return replace(view, chat_id=chat_id)
+def _update_if(session: Session, number: int, *conditions: ColumnElement[bool], **values: object) -> bool:
+    """Set values on a case only while the conditions still hold (compare-and-set); True if it did."""
+    result = session.execute(
+        update(HandoverCase)
+        .where(HandoverCase.id == number, *conditions)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def _unchanged(
@@ -226,12 +227,7 @@ def transcript(session: Session, number: int, limit: int | None = None) -> list[
 
 def set_card(session: Session, number: int, chat_id: int, message_id: int) -> None:
     """Remember where a case's card is, so it can be updated."""
-    session.execute(
-        update(HandoverCase)
-        .where(HandoverCase.id == number)
-        .values(card_chat_id=chat_id, card_message_id=message_id)
-        .execution_options(synchronize_session=False)
-    )
+    _update_if(session, number, card_chat_id=chat_id, card_message_id=message_id)
 
 
 def link_relay(session: Session, chat_id: int, message_id: int, number: int) -> None:
@@ -247,17 +243,13 @@ def case_for_relay(session: Session, chat_id: int, message_id: int) -> int | Non
 
 def mark_told_wait(session: Session, number: int, now: dt.datetime) -> bool:
     """Mark that the person was told nobody has picked up yet; False if someone already did."""
-    result = session.execute(
-        update(HandoverCase)
-        .where(
-            HandoverCase.id == number,
-            HandoverCase.state == CaseState.QUEUED.value,
-            HandoverCase.user_told_wait_at.is_(None),
-        )
-        .values(user_told_wait_at=now)
-        .execution_options(synchronize_session=False)
+    return _update_if(
+        session,
+        number,
+        HandoverCase.state == CaseState.QUEUED.value,
+        HandoverCase.user_told_wait_at.is_(None),
+        user_told_wait_at=now,
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def overdue_untold(session: Session, older_than: dt.datetime) -> list[CaseView]:
@@ -275,7 +267,7 @@ def overdue_untold(session: Session, older_than: dt.datetime) -> list[CaseView]:
 def claim_reminder(
     session: Session, now: dt.datetime, wait: dt.timedelta, every: dt.timedelta
 ) -> list[CaseView]:
-    """Return queued cases due a reminder to moderators and mark them reminded (once per instance run)."""
+    """Return queued cases due a reminder and mark them reminded (compare-and-set: once across instances)."""
     due = [
         c
         for c in session.scalars(
@@ -285,30 +277,22 @@ def claim_reminder(
         )
         if c.reminded_at is None or c.reminded_at <= now - every
     ]
-    views = []
-    for case in due:
-        result = session.execute(
-            update(HandoverCase)
-            .where(HandoverCase.id == case.id, _unchanged(HandoverCase.reminded_at, case.reminded_at))
-            .values(reminded_at=now)
-            .execution_options(synchronize_session=False)
+    return [
+        CaseView.of(case)
+        for case in due
+        if _update_if(
+            session, case.id, _unchanged(HandoverCase.reminded_at, case.reminded_at), reminded_at=now
         )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            views.append(CaseView.of(case))
-    return views
+    ]
 
 
 def set_feedback(session: Session, number: int, user_ref: str, score: int) -> bool:
     """Store the person's 1–5 rating of a closed case of theirs, once; False if not theirs or done."""
-    result = session.execute(
-        update(HandoverCase)
-        .where(
-            HandoverCase.id == number,
-            HandoverCase.user_ref == user_ref,
-            HandoverCase.state == CaseState.CLOSED.value,
-            HandoverCase.feedback.is_(None),
-        )
-        .values(feedback=score)
-        .execution_options(synchronize_session=False)
+    return _update_if(
+        session,
+        number,
+        HandoverCase.user_ref == user_ref,
+        HandoverCase.state == CaseState.CLOSED.value,
+        HandoverCase.feedback.is_(None),
+        feedback=score,
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
