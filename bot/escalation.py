@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -76,20 +76,6 @@ def next_state(current: CaseState, move: str) -> CaseState:
 def raises_priority(new: Priority, current: Priority) -> bool:
     """Return True if a new handover request is more urgent than the case already open."""
     return new.rank < current.rank
-
-
-@dataclass(frozen=True)
-class QueueItem:
-    """What ordering the queue needs to know about a case."""
-
-    number: int
-    priority: Priority
-    opened_at: dt.datetime
-
-
-def queue_order(cases: Iterable[QueueItem]) -> list[QueueItem]:
-    """Return cases as moderators should take them: most urgent first, then the longest waiting."""
-    return sorted(cases, key=lambda c: (c.priority.rank, c.opened_at, c.number))
 
 
 def is_moderator(user_id: int | None, allowlist: frozenset[int]) -> bool:
@@ -175,11 +161,6 @@ class Hours:
         if self.start <= self.end:
             return self.start <= local < self.end
         return local >= self.start or local < self.end
-
-
-def overdue(opened_at: dt.datetime, now: dt.datetime, wait: dt.timedelta) -> bool:
-    """Return True if a queued case has waited longer than moderators promise to answer."""
-    return now - opened_at >= wait
 
 
 def waited(opened_at: dt.datetime, now: dt.datetime) -> str:

@@ -15,8 +15,10 @@ from bot.models import HandoverCase
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
 
 
-def open_one(session: Session, ref: str = "p1", priority: Priority = Priority.HIGH) -> int:
-    return cases.open_or_raise(session, ref, 1, priority, "disclose_grooming", ["hello"], NOW).case.number
+def open_one(
+    session: Session, ref: str = "p1", priority: Priority = Priority.HIGH, at: dt.datetime = NOW
+) -> int:
+    return cases.open_or_raise(session, ref, 1, priority, "disclose_grooming", ["hello"], at).case.number
 
 
 def test_a_case_opens_queued_with_the_recent_lines_in_its_transcript(session: Session) -> None:
@@ -69,9 +71,12 @@ def test_a_closed_case_lets_the_person_open_a_new_one(session: Session) -> None:
     assert open_one(session) != first
 
 
-def test_the_queue_lists_queued_cases_most_urgent_first_then_claimed(session: Session) -> None:
+def test_the_queue_lists_queued_cases_most_urgent_first_then_oldest_then_claimed(session: Session) -> None:
+    later = dt.timedelta(minutes=5)
     normal = open_one(session, "a", Priority.NORMAL)
-    urgent = open_one(session, "b", Priority.URGENT)
+    urgent = open_one(session, "b", Priority.URGENT, NOW + 2 * later)
     claimed = open_one(session, "c", Priority.URGENT)
+    newer_high = open_one(session, "d", Priority.HIGH, NOW + later)
+    older_high = open_one(session, "e", Priority.HIGH, NOW + dt.timedelta(minutes=1))
     cases.move(session, claimed, "claim", "moderator:1", NOW, moderator_id=1, moderator_name="A")
-    assert [c.number for c in cases.open_queue(session)] == [urgent, normal, claimed]
+    assert [c.number for c in cases.open_queue(session)] == [urgent, older_high, newer_high, normal, claimed]

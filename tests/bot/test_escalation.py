@@ -10,7 +10,6 @@ from bot.escalation import (
     CaseState,
     Hours,
     Priority,
-    QueueItem,
     TargetError,
     TransitionError,
     case_button,
@@ -18,7 +17,6 @@ from bot.escalation import (
     parse_case_button,
     parse_feedback_button,
     pick_case,
-    queue_order,
     raises_priority,
     waited,
 )
@@ -52,16 +50,6 @@ def test_allowed_moves(state: CaseState, move: str, after: CaseState) -> None:
 def test_moves_a_state_does_not_allow_are_refused(state: CaseState, move: str) -> None:
     with pytest.raises(TransitionError):
         next_state(state, move)
-
-
-def test_the_queue_is_most_urgent_first_then_oldest() -> None:
-    items = [
-        QueueItem(1, Priority.NORMAL, T0),
-        QueueItem(2, Priority.HIGH, T0 + dt.timedelta(minutes=5)),
-        QueueItem(3, Priority.URGENT, T0 + dt.timedelta(minutes=9)),
-        QueueItem(4, Priority.HIGH, T0 + dt.timedelta(minutes=1)),
-    ]
-    assert [i.number for i in queue_order(items)] == [3, 4, 2, 1]
 
 
 def test_priority_rises_but_never_falls() -> None:
