@@ -34,7 +34,7 @@ from bot.escalation import (
     pick_case,
 )
 from bot.rasa_client import BotMessage, RasaClient, RasaUnavailableError
-from bot.responses import button_payloads, response_text
+from bot.responses import button_payloads, response_buttons, response_text
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -47,9 +47,8 @@ RETRY_FIRST_SECONDS = 5.0
 RETRY_MAX_SECONDS = 60.0
 # Commands a person may type that mean something to Rasa.
 COMMANDS = {"/start": "/greet", "/help": "/ask_helplines", "/exit": "/quick_exit"}
-# Offered with the crisis numbers when Rasa is down; the relay opens the case itself then.
+# The payload of utter_assistant_unavailable's button: with Rasa down, the relay opens the case itself.
 ASK_FOR_PERSON = "/request_human"
-PERSON_BUTTON = (("Talk to a person", ASK_FOR_PERSON),)
 
 _T = TypeVar("_T")
 
@@ -119,8 +118,9 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _say(name: str, buttons: tuple[tuple[str, str], ...] = ()) -> Say:
-    return Say(response_text(name), buttons)
+def _say(name: str, extra: tuple[tuple[str, str], ...] = ()) -> Say:
+    """Return a response from domain.yml, its own buttons first, then any the relay adds."""
+    return Say(response_text(name), response_buttons(name) + extra)
 
 
 def clean_text(text: str) -> str:
@@ -293,7 +293,7 @@ class Relay:
     async def _tell_unavailable(self, pending: _Pending) -> None:
         if not pending.told:
             pending.told = True
-            await self._send(pending.chat_id, _say("utter_assistant_unavailable", PERSON_BUTTON))
+            await self._send(pending.chat_id, _say("utter_assistant_unavailable"))
 
     async def retry_pending(self) -> None:
         """Retry messages Rasa couldn't answer (a job; also runs when the person writes again)."""

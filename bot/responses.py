@@ -18,14 +18,25 @@ def _responses(domain: Path = DOMAIN) -> dict[str, list[dict[str, Any]]]:
     return dict(data.get("responses") or {})
 
 
-def response_text(name: str, domain: Path = DOMAIN) -> str:
-    """Return the text of a response's unconditional variation (the first one if all are conditional)."""
+def _variation(name: str, domain: Path) -> dict[str, Any]:
+    """Return a response's unconditional variation (the first one if all are conditional)."""
     variations = _responses(domain).get(name) or []
     plain = [v for v in variations if isinstance(v, dict) and not v.get("condition") and v.get("text")]
     chosen = plain or [v for v in variations if isinstance(v, dict) and v.get("text")]
     if not chosen:
         raise LookupError(f"{domain} has no response {name!r} with text")
-    return str(chosen[0]["text"])
+    return chosen[0]
+
+
+def response_text(name: str, domain: Path = DOMAIN) -> str:
+    """Return the text of a response (its unconditional variation)."""
+    return str(_variation(name, domain)["text"])
+
+
+def response_buttons(name: str, domain: Path = DOMAIN) -> tuple[tuple[str, str], ...]:
+    """Return a response's buttons as (title, payload), from the same variation as its text."""
+    buttons = _variation(name, domain).get("buttons") or []
+    return tuple((str(b["title"]), str(b["payload"])) for b in buttons if isinstance(b, dict))
 
 
 @cache
