@@ -169,12 +169,8 @@ class Relay:
             await self._send(person.chat_id, _say("utter_unsupported_message"))
             return
         async with self._lock(person.ref):
-            case = self._open_case(person)
-            if case is not None and case.state is CaseState.CLAIMED:
-                await self._to_moderator(case, text, sender="user")
+            if await self._to_case(person, text, sender="user"):
                 return
-            if case is not None:
-                self._transcribe(case.number, "user", text)
             self._remember(person.ref, text)
             await self._converse(person, to_rasa(text))
 
@@ -233,13 +229,18 @@ class Relay:
     async def _notice(self, person: Person, notice: str) -> None:
         """Put a note of something we didn't relay into the case, and in the moderator's chat if claimed."""
         async with self._lock(person.ref):
-            case = self._open_case(person)
-            if case is None:
-                return
-            if case.state is CaseState.CLAIMED:
-                await self._to_moderator(case, notice, sender="system")
-            else:
-                self._transcribe(case.number, "system", notice)
+            await self._to_case(person, notice, sender="system")
+
+    async def _to_case(self, person: Person, text: str, sender: str) -> bool:
+        """Add a line to the person's open case; True if a moderator holds it (and so got the line)."""
+        case = self._open_case(person)
+        if case is None:
+            return False
+        if case.state is CaseState.CLAIMED:
+            await self._to_moderator(case, text, sender)
+            return True
+        self._transcribe(case.number, sender, text)
+        return False
 
     # ---------------------------------------------------------------- Rasa
 
