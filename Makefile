@@ -11,28 +11,33 @@ MODEL := models/signpost.tar.gz
 SPACY_MODEL := build/spacy/en_signpost
 MINILM := build/minilm
 GEO := build/geo/places.json
-TRAINING_DATA := config.yml domain.yml $(wildcard nlu/*.yml) $(wildcard stories/*.yml)
+TRAINING_DATA := config.yml domain.yml $(wildcard nlu/*.yml) $(wildcard stories/*.yml) $(wildcard rasa_addons/*.py)
 
-# Local configuration (see .env.example); created with a fresh PSEUDONYM_KEY on first use.
+# Local configuration (see .env.example); created with fresh secrets on first use, and completed with
+# any new setting when .env.example changes (scripts/env-file; make then reads it again).
 -include .env
 export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' .env 2>/dev/null)
+# Rasa's SQL tracker store (endpoints.yml); the adapter's /forget and retention purge clear it too.
+ifeq ($(strip $(TRACKER_STORE_URL)),)
+export TRACKER_STORE_URL := sqlite:///$(CURDIR)/var/trackers.db
+endif
 
 # Nothing is fetched at run time: the sentence encoder and the spaCy pipeline are local.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+# Rasa sends usage reports unless told not to; conversations about abuse stay on our machines.
+export RASA_TELEMETRY_ENABLED := false
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup ready train validate lint eval bench test run run-rasa run-actions run-bot clean
+.PHONY: help setup ready purge train validate lint audit eval bench test run run-rasa run-actions run-bot clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
-.env:
-	@echo "Creating .env from .env.example with a new random PSEUDONYM_KEY"
-	@key=$$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n'); \
-	  sed "s/^PSEUDONYM_KEY=.*/PSEUDONYM_KEY=$$key/" .env.example > .env
+.env: .env.example
+	@scripts/env-file .env .env.example
 
 $(RASA_VENV)/.installed: requirements/rasa.txt requirements/rasa-nodeps.txt
 	@py=$$(scripts/find-python3.10) || exit 1; \
@@ -79,9 +84,12 @@ validate: setup ## rasa data validate, warnings are errors (see scripts/validate
 	$(PY) -m scripts.validate_data
 
 lint: setup ## ruff and mypy over our code
-	$(APP_VENV)/bin/ruff check actions bot scripts tests migrations
-	$(APP_VENV)/bin/ruff format --check actions bot scripts tests migrations
+	$(APP_VENV)/bin/ruff check actions bot rasa_addons scripts tests migrations
+	$(APP_VENV)/bin/ruff format --check actions bot rasa_addons scripts tests migrations
 	$(APP_VENV)/bin/mypy actions bot
+
+audit: setup ## Known vulnerabilities in both environments (pip-audit; see requirements/accepted-advisories.txt)
+	$(PY) -m scripts.audit
 
 eval: train ## NLU safeguarding figures on the held-out set (tests/nlu_holdout.yml)
 	$(PY) -m scripts.eval --model $(MODEL) --holdout tests/nlu_holdout.yml --worker-holdout tests/nlu_holdout_worker.yml --out results/holdout
@@ -89,7 +97,7 @@ eval: train ## NLU safeguarding figures on the held-out set (tests/nlu_holdout.y
 bench: train ## Measure speed: messages per second and latency through Rasa and the actions
 	$(PY) -m scripts.bench --model $(MODEL)
 
-test: setup validate lint $(MODEL) ## Every test: validation, lint, unit, end-to-end, conversation tests, NLU gate
+test: setup validate lint audit $(MODEL) ## Every test: validation, lint, unit, end-to-end, conversation tests, NLU gate
 	$(PY) -m pytest
 	$(RASA) test core --model $(MODEL) --stories tests/rasa --fail-on-prediction-errors --out results/core
 	$(PY) -m scripts.eval --model $(MODEL) --holdout tests/nlu_holdout.yml --worker-holdout tests/nlu_holdout_worker.yml --out results/holdout --check
@@ -102,6 +110,7 @@ run: ready $(MODEL) ## Start Rasa, the actions and the bot (terminal chat withou
 	scripts/run-all
 
 run-rasa: ready $(MODEL) ## The Rasa server on 127.0.0.1:5005, in the foreground
+	@mkdir -p var
 	$(RASA) run --model $(MODEL) --interface 127.0.0.1 --port 5005 \
 	  --endpoints endpoints.yml --credentials credentials.yml
 
@@ -110,6 +119,9 @@ run-actions: ready ## The action server on port 5055, in the foreground
 
 run-bot: ready ## The bot in the foreground (terminal chat without TELEGRAM_BOT_TOKEN)
 	$(PY) -m bot
+
+purge: ready ## Delete now what is past its retention time (the adapter also does this hourly)
+	$(PY) -m bot.privacy purge
 
 clean: ## Remove trained models, results and build output (keeps the environments)
 	rm -rf models results build .rasa

@@ -25,16 +25,22 @@ class Settings:
     geo_tables: Path
 
 
-def load_settings(env: Mapping[str, str]) -> Settings:
-    """Return settings from an environment mapping, or raise SettingsError saying what is wrong."""
-    url = env.get("DATABASE_URL", "").strip() or f"sqlite:///{DEFAULT_DATABASE_PATH}"
+def sqlalchemy_url(env: Mapping[str, str], name: str, default: str) -> str:
+    """Return the database URL a variable names (postgresql:// read with psycopg 3), or its default."""
+    url = env.get(name, "").strip() or default
     if "://" not in url:
         raise SettingsError(
-            f"DATABASE_URL must be an SQLAlchemy URL such as sqlite:///var/signpost.db or "
-            f"postgresql+psycopg://user@host/db, got {url!r}"
+            f"{name} must be an SQLAlchemy URL such as sqlite:///var/signpost.db or "
+            f"postgresql://user@host/db, got {url!r}"
         )
-    if url.startswith("postgresql://"):
+    if url.startswith("postgresql://"):  # psycopg 3 here; Rasa's own environment reads it with psycopg2
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Return settings from an environment mapping, or raise SettingsError saying what is wrong."""
+    url = sqlalchemy_url(env, "DATABASE_URL", f"sqlite:///{DEFAULT_DATABASE_PATH}")
     return Settings(database_url=url, geo_tables=DEFAULT_GEO_TABLES)
 
 

@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 CHECK_WAITING_SECONDS = 30
 RETRY_PENDING_SECONDS = 2
+FLUSH_CARDS_SECONDS = 2  # cards owed to the moderators' group go out as soon as its limit allows
+PURGE_SECONDS = 3600
 RATE_LIMIT_RETRIES = 5
 CONCURRENT_UPDATES = 256
 
@@ -68,6 +70,9 @@ def handlers(settings: Settings) -> list[BaseHandler[Update, ContextTypes.DEFAUL
         CommandHandler("claim", moderator.on_claim, filters=private & moderators),
         CommandHandler("close", moderator.on_close, filters=private & moderators),
         CommandHandler("note", moderator.on_note, filters=private & moderators),
+        CommandHandler("block", moderator.on_block, filters=private & moderators),
+        CommandHandler("unblock", moderator.on_unblock, filters=private & moderators),
+        CommandHandler("blocks", moderator.on_blocks, filters=private & moderators),
         # 4. A moderator's private chat is their side of the relay, never a conversation with Rasa.
         MessageHandler(private & moderators & edited, moderator.on_edited),
         MessageHandler(private & moderators & new & filters.TEXT, moderator.on_text),
@@ -91,7 +96,7 @@ async def on_ignored(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
 
 
 def _job(
-    work: Callable[[Relay], Awaitable[None]],
+    work: Callable[[Relay], Awaitable[object]],
 ) -> Callable[[ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
     async def run(context: ContextTypes.DEFAULT_TYPE) -> None:
         await work(relay_of(context))
@@ -100,13 +105,15 @@ def _job(
 
 
 async def _post_init(application: Application) -> None:  # type: ignore[type-arg]
-    """Open the Rasa client once for the process (closed in _post_shutdown)."""
+    """Open the Rasa client once for the process (closed in _post_shutdown); load the blocks in force."""
     relay: Relay = application.bot_data[RELAY]
     await relay.rasa.__aenter__()
+    relay.refresh_blocks()
 
 
 async def _post_shutdown(application: Application) -> None:  # type: ignore[type-arg]
     relay: Relay = application.bot_data[RELAY]
+    await relay.board.close()
     await relay.rasa.__aexit__()
 
 
@@ -147,6 +154,13 @@ def build_application(
         application.job_queue.run_repeating(
             _job(Relay.retry_pending), RETRY_PENDING_SECONDS, first=RETRY_PENDING_SECONDS
         )
+        application.job_queue.run_repeating(
+            _job(Relay.release_held), RETRY_PENDING_SECONDS, first=RETRY_PENDING_SECONDS
+        )
+        application.job_queue.run_repeating(
+            _job(Relay.flush_cards), FLUSH_CARDS_SECONDS, first=FLUSH_CARDS_SECONDS
+        )
+        application.job_queue.run_repeating(_job(Relay.purge), PURGE_SECONDS, first=60)
     return application
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from bot.cases import CaseView
 from bot.escalation import UK_TIME, CaseState, case_button, waited
+from bot.models import UserBlock
 
 RECENT_LINES = 5
 INTRO_LINES = 20
@@ -29,6 +30,7 @@ REASONS = {
     "disclose_other_harm": "other harm online",
     "request_human": "asked for a person",
     "assistant_unavailable": "asked for a person while the assistant was down",
+    "flooding": "keeps sending messages very fast (flood control); look, then talk or /block",
 }
 
 MEDIA_NAMES = {
@@ -91,6 +93,8 @@ def case_card(case: CaseView, lines: Sequence[tuple[str, str]], now: dt.datetime
         closed = _clock(case.closed_at) if case.closed_at else "?"
         head.append(f"Closed at {closed}")
         buttons = ()
+    if case.state is CaseState.CLOSED:  # a closed case's card keeps no one's words in the group
+        return Say("\n".join(head), buttons)
     recent = [sender_line for sender_line in lines if sender_line[0] in {"user", "system"}][-RECENT_LINES:]
     body = ["Last messages:", *_transcript(recent)] if recent else ["(nothing written yet)"]
     return Say("\n".join([*head, *body]), buttons)
@@ -133,6 +137,56 @@ def media_notice(kind: str, deleted: bool) -> str:
 def unsupported_notice(kind: str) -> str:
     """Return what a moderator sees when a young person sent something the bot can't relay."""
     return f"[the user sent {MEDIA_NAMES.get(kind, 'a ' + kind.replace('_', ' '))}, which can't be relayed]"
+
+
+QUICK_EXIT_NOTICE = "[the user pressed quick exit: their chat was cleared; they may not be able to talk now]"
+
+
+def forgotten(number: int) -> Say:
+    """Return what moderators see when a case's person asked Signpost to forget them."""
+    return Say(
+        f"Case #{number} is gone: the young person asked Signpost to forget them, so the case and its "
+        "transcript were deleted. Anything you must keep for safeguarding belongs in your own records."
+    )
+
+
+@dataclass(frozen=True)
+class BlockView:
+    """A block as moderators see it: its number, the case it came from, until when, by whom."""
+
+    number: int
+    case_number: int | None
+    until: dt.datetime
+    blocked_by: int
+
+    @classmethod
+    def of(cls, row: UserBlock) -> BlockView:
+        """Return the view of a block row (never its pseudonym)."""
+        return cls(row.id, row.case_number, row.until, row.blocked_by)
+
+
+def _day(at: dt.datetime) -> str:
+    return at.astimezone(UK_TIME).strftime("%d %b %Y")
+
+
+def blocked(case_number: int, block_number: int, until: dt.datetime) -> str:
+    """Return the answer to /block."""
+    return (
+        f"Block #{block_number}: the person of case #{case_number} can't reach the bot or moderators until "
+        f"{_day(until)} (they still get the crisis numbers). The case is closed. /unblock {block_number} "
+        "lifts it."
+    )
+
+
+def blocks_text(blocks: Sequence[BlockView]) -> str:
+    """Return the blocks in force for /blocks."""
+    if not blocks:
+        return "No blocks in force."
+    lines = ["Blocks in force:"]
+    for b in blocks:
+        case = f"case #{b.case_number}" if b.case_number is not None else "no case"
+        lines.append(f"#{b.number} · {case} · until {_day(b.until)} · by moderator {b.blocked_by}")
+    return "\n".join(lines)
 
 
 def queue_text(cases: Sequence[CaseView], now: dt.datetime) -> str:

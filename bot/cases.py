@@ -2,6 +2,8 @@
 
 Every function takes the caller's session and never commits. State changes are conditional updates
 (`... WHERE state = 'queued'`), so two moderators (or two adapter instances) can't both claim a case.
+Transcript lines and the person's chat id are stored encrypted: functions that read or write them take
+the relay's `Cipher`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from bot.crypto import Cipher
 from bot.escalation import CaseState, Priority, TransitionError, next_state, raises_priority
 from bot.models import CaseEvent, CaseMessage, HandoverCase, RelayMessage
 
@@ -44,12 +47,13 @@ class CaseView:
     card_message_id: int | None
 
     @classmethod
-    def of(cls, case: HandoverCase) -> CaseView:
-        """Return the view of a case row."""
+    def of(cls, case: HandoverCase, cipher: Cipher) -> CaseView:
+        """Return the view of a case row, the person's chat id decrypted."""
+        chat = cipher.open(case.chat_token) if case.chat_token else ""
         return cls(
             number=case.id,
             user_ref=case.user_ref,
-            chat_id=case.chat_id,
+            chat_id=int(chat) if chat.lstrip("-").isdigit() else None,
             state=CaseState(case.state),
             priority=Priority(case.priority),
             reason=case.reason,
@@ -91,6 +95,7 @@ class Opened:
 
 def open_or_raise(
     session: Session,
+    cipher: Cipher,
     user_ref: str,
     chat_id: int,
     priority: Priority,
@@ -101,16 +106,16 @@ def open_or_raise(
     """Open a queued case for the person, or raise the priority of the one already open."""
     case = open_case_for(session, user_ref)
     if case is not None:
-        case.chat_id = chat_id
+        case.chat_token = cipher.seal(str(chat_id))
         if not raises_priority(priority, Priority(case.priority)):
-            return Opened(CaseView.of(case), created=False, raised=False)
+            return Opened(CaseView.of(case, cipher), created=False, raised=False)
         case.priority, case.priority_rank, case.reason = priority.value, priority.rank, reason
         _record(session, case, "raise", case.state, USER, now)
         session.flush()
-        return Opened(CaseView.of(case), created=False, raised=True)
+        return Opened(CaseView.of(case, cipher), created=False, raised=True)
     case = HandoverCase(
         user_ref=user_ref,
-        chat_id=chat_id,
+        chat_token=cipher.seal(str(chat_id)),
         state=CaseState.QUEUED.value,
         priority=priority.value,
         priority_rank=priority.rank,
@@ -121,9 +126,9 @@ def open_or_raise(
     session.flush()
     _record(session, case, "open", None, USER, now)
     for line in recent:
-        session.add(CaseMessage(case_id=case.id, at=now, sender=USER, body=line))
+        add_message(session, cipher, case.id, USER, line, now)
     session.flush()
-    return Opened(CaseView.of(case), created=True, raised=False)
+    return Opened(CaseView.of(case, cipher), created=True, raised=False)
 
 
 def get_case(session: Session, number: int) -> HandoverCase | None:
@@ -133,6 +138,7 @@ def get_case(session: Session, number: int) -> HandoverCase | None:
 
 def move(
     session: Session,
+    cipher: Cipher,
     number: int,
     name: str,
     actor: str,
@@ -156,13 +162,13 @@ def move(
     elif name == "release":
         values |= {"claimed_by": None, "claimed_by_name": None, "claimed_at": None}
     elif name == "close":
-        values |= {"closed_at": now, "chat_id": None}
+        values |= {"closed_at": now, "chat_token": None}
     if not _update_if(session, number, HandoverCase.state == before.value, **values):
         raise TransitionError(f"case #{number} changed meanwhile")
-    chat_id = case.chat_id
+    chat_id = CaseView.of(case, cipher).chat_id
     session.refresh(case)
     _record(session, case, name, before.value, actor, now)
-    view = CaseView.of(case)
+    view = CaseView.of(case, cipher)
     # The closed case forgets how to reach the person; the caller still needs it once, to tell them.
     return view if name != "close" else replace(view, chat_id=chat_id)
 
@@ -196,7 +202,7 @@ def held_by(session: Session, moderator_id: int) -> list[int]:
     )
 
 
-def open_queue(session: Session) -> list[CaseView]:
+def open_queue(session: Session, cipher: Cipher) -> list[CaseView]:
     """Return the open cases, most urgent first, then the longest waiting (claimed ones after queued)."""
     rows = session.scalars(
         select(HandoverCase)
@@ -208,26 +214,31 @@ def open_queue(session: Session) -> list[CaseView]:
             HandoverCase.id,
         )
     )
-    return [CaseView.of(c) for c in rows]
+    return [CaseView.of(c, cipher) for c in rows]
 
 
-def add_message(session: Session, number: int, sender: str, body: str, now: dt.datetime) -> None:
-    """Append a line to a case's transcript."""
-    session.add(CaseMessage(case_id=number, at=now, sender=sender, body=body))
+def add_message(
+    session: Session, cipher: Cipher, number: int, sender: str, body: str, now: dt.datetime
+) -> None:
+    """Append a line to a case's transcript (encrypted)."""
+    session.add(CaseMessage(case_id=number, at=now, sender=sender, body=cipher.seal(body)))
 
 
-def transcript(session: Session, number: int, limit: int | None = None) -> list[tuple[str, str]]:
+def transcript(
+    session: Session, cipher: Cipher, number: int, limit: int | None = None
+) -> list[tuple[str, str]]:
     """Return (sender, text) of a case's transcript, oldest first (the last `limit` lines if given)."""
     query = select(CaseMessage.sender, CaseMessage.body).where(CaseMessage.case_id == number)
     if limit is None:
-        return [(s, b) for s, b in session.execute(query.order_by(CaseMessage.id))]
-    rows = session.execute(query.order_by(CaseMessage.id.desc()).limit(limit)).all()
-    return [(s, b) for s, b in reversed(rows)]
+        rows = list(session.execute(query.order_by(CaseMessage.id)).all())
+    else:
+        rows = list(reversed(session.execute(query.order_by(CaseMessage.id.desc()).limit(limit)).all()))
+    return [(sender, cipher.open(body)) for sender, body in rows]
 
 
-def set_card(session: Session, number: int, chat_id: int, message_id: int) -> None:
-    """Remember where a case's card is, so it can be updated."""
-    _update_if(session, number, card_chat_id=chat_id, card_message_id=message_id)
+def set_card(session: Session, number: int, chat_id: int, message_id: int) -> bool:
+    """Remember where a case's card is, so it can be updated; False if the case no longer exists."""
+    return _update_if(session, number, card_chat_id=chat_id, card_message_id=message_id)
 
 
 def link_relay(session: Session, chat_id: int, message_id: int, number: int) -> None:
@@ -252,7 +263,7 @@ def mark_told_wait(session: Session, number: int, now: dt.datetime) -> bool:
     )
 
 
-def overdue_untold(session: Session, older_than: dt.datetime) -> list[CaseView]:
+def overdue_untold(session: Session, cipher: Cipher, older_than: dt.datetime) -> list[CaseView]:
     """Return queued cases opened before a time whose person hasn't been told about the wait."""
     rows = session.scalars(
         select(HandoverCase).where(
@@ -261,11 +272,11 @@ def overdue_untold(session: Session, older_than: dt.datetime) -> list[CaseView]:
             HandoverCase.opened_at <= older_than,
         )
     )
-    return [CaseView.of(c) for c in rows]
+    return [CaseView.of(c, cipher) for c in rows]
 
 
 def claim_reminder(
-    session: Session, now: dt.datetime, wait: dt.timedelta, every: dt.timedelta
+    session: Session, cipher: Cipher, now: dt.datetime, wait: dt.timedelta, every: dt.timedelta
 ) -> list[CaseView]:
     """Return queued cases due a reminder and mark them reminded (compare-and-set: once across instances)."""
     due = [
@@ -278,7 +289,7 @@ def claim_reminder(
         if c.reminded_at is None or c.reminded_at <= now - every
     ]
     return [
-        CaseView.of(case)
+        CaseView.of(case, cipher)
         for case in due
         if _update_if(
             session, case.id, _unchanged(HandoverCase.reminded_at, case.reminded_at), reminded_at=now

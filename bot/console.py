@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import logging
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -28,13 +29,16 @@ PERSON_CHAT = 1
 MODERATOR_ID = 2
 MODERATORS_GROUP = -1
 JOBS_EVERY_SECONDS = 10
+PURGE_EVERY_SECONDS = 3600
 QUIT_COMMANDS = {"/quit", "/q"}
 INTRO = """Signpost terminal chat. Type a message and press Enter; type a button's number to press it.
 You are the young person. To act as the moderator, start a line with /mod:
   /mod queue        open cases          /mod claim 1   take case 1
   /mod <text>       write to the person /mod note <text>   a private note
   /mod close        end the case you hold
-/photo pretends to send a photo. /quit (or Ctrl-D) leaves.
+  /mod block        block the person of the case you hold
+/photo pretends to send a photo. /exit is quick exit, /forget deletes what Signpost keeps about you.
+/quit (or Ctrl-D) leaves.
 """
 
 
@@ -50,7 +54,7 @@ class ConsoleOutbox:
         self.out.write(text + "\n")
         self.out.flush()
 
-    async def send(self, chat_id: int, message: Say) -> int:
+    async def send(self, chat_id: int, message: Say) -> list[int]:
         """Show a message in the right voice: to the person, the moderators' group or the moderator."""
         self.next_id += 1
         if chat_id == PERSON_CHAT:
@@ -63,7 +67,7 @@ class ConsoleOutbox:
             self._print(_indent(f"[{where}] {message.text}"))
             if message.buttons:
                 self._print(_indent("   buttons: " + ", ".join(t for t, _ in message.buttons)))
-        return self.next_id
+        return [self.next_id]
 
     async def edit(self, chat_id: int, message_id: int, message: Say) -> None:
         """Show a card's new state."""
@@ -73,6 +77,10 @@ class ConsoleOutbox:
         """The terminal has nothing to delete; it says what Telegram would do."""
         self._print("   (the photo is deleted from the chat, unopened)")
         return True
+
+    async def delete_many(self, chat_id: int, message_ids: list[int]) -> None:
+        """The terminal can't take back what it printed; it says what Telegram would do."""
+        self._print(f"   (quick exit: {len(message_ids)} messages are deleted from the chat)")
 
     async def typing(self, chat_id: int) -> None:
         """The terminal shows no typing indicator."""
@@ -107,7 +115,8 @@ class ConsoleChat:
             self.next_message_id += 1
             await self.relay.user_media(self.person, "photo", self.next_message_id, None)
         else:
-            await self.relay.user_text(self.person, stripped)
+            self.next_message_id += 1
+            await self.relay.user_text(self.person, stripped, self.next_message_id)
 
     async def moderate(self, command: str) -> None:
         """Act as the moderator: the same relay calls as Telegram's buttons and private chat."""
@@ -121,6 +130,8 @@ class ConsoleChat:
             answer = await self.relay.moderator_close(self.moderator, number, None)
         elif word == "note":
             answer = await self.relay.moderator_note(self.moderator, rest, None)
+        elif word == "block":
+            answer = await self.relay.block(self.moderator, number, None)
         elif command:
             answer = await self.relay.moderator_text(self.moderator, command, None)
         else:
@@ -137,9 +148,14 @@ def local_settings(settings: Settings) -> Settings:
 
 
 async def _jobs(relay: Relay) -> None:
+    purged_at = 0.0
     while True:
+        if time.monotonic() - purged_at >= PURGE_EVERY_SECONDS:
+            purged_at = time.monotonic()
+            await relay.purge()
         await asyncio.sleep(JOBS_EVERY_SECONDS)
         await relay.retry_pending()
+        await relay.release_held()
         await relay.check_waiting()
 
 
@@ -151,6 +167,7 @@ async def run_console(settings: Settings, stdin: TextIO = sys.stdin, out: TextIO
     out.write(INTRO)
     async with RasaClient(settings.rasa_url, settings.rasa_patience_seconds) as client:
         relay = Relay(settings, client, outbox, sessionmaker_for(settings.database_url))
+        relay.refresh_blocks()
         person = Person(PERSON_CHAT, pseudonym(settings.pseudonym_key, f"console-{uuid.uuid4().hex}"))
         chat = ConsoleChat(relay, outbox, person)
         jobs = asyncio.create_task(_jobs(relay))

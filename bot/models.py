@@ -2,8 +2,9 @@
 
 They share the directory's declarative base (one database, one migration history in `migrations/`);
 the schema is made by Alembic, never by `create_all` in production code. Nothing here holds a Telegram
-user id or name of a young person: `user_ref` is the pseudonym, and `chat_id` (needed to reach them) is
-kept only while the case is open.
+user id or name of a young person in the clear: `user_ref` is the pseudonym; `chat_token` (how to reach
+them) is encrypted and kept only while the case is open; transcripts are encrypted (bot/crypto.py).
+docs/privacy.md maps every column to how long it is kept and who can see it.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class HandoverCase(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     user_ref: Mapped[str] = mapped_column(String(64), index=True)
-    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The person's chat id, encrypted; set to NULL when the case closes.
+    chat_token: Mapped[str | None] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(16))
     priority: Mapped[str] = mapped_column(String(16))
     priority_rank: Mapped[int] = mapped_column(SmallInteger)
@@ -87,6 +89,7 @@ class CaseMessage(Base):
     at: Mapped[dt.datetime] = mapped_column(TIMESTAMP)
     # "user", "moderator", "note" (private to moderators) or "system" (e.g. a deleted photo).
     sender: Mapped[str] = mapped_column(String(16))
+    # The line, encrypted (a Fernet token).
     body: Mapped[str] = mapped_column(Text)
 
     case: Mapped[HandoverCase] = relationship(back_populates="messages")
@@ -100,3 +103,49 @@ class RelayMessage(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("handover_case.id", ondelete="CASCADE"), index=True)
+
+
+class ChatTrail(Base):
+    """A message in a person's chat that quick exit may delete: its id only (no text, no chat id).
+
+    Kept for 48 hours, as long as the Bot API lets a bot delete a message.
+    """
+
+    __tablename__ = "chat_trail"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_ref: Mapped[str] = mapped_column(String(64), index=True)
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[dt.datetime] = mapped_column(TIMESTAMP, index=True)
+
+
+class UserBlock(Base):
+    """A moderator stopped a person's messages reaching the bot and moderators, until a time."""
+
+    __tablename__ = "user_block"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_ref: Mapped[str] = mapped_column(String(64), index=True)
+    case_number: Mapped[int | None] = mapped_column(Integer)
+    blocked_by: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[dt.datetime] = mapped_column(TIMESTAMP)
+    until: Mapped[dt.datetime] = mapped_column(TIMESTAMP, index=True)
+    lifted_at: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP)
+    lifted_by: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ModeratorAction(Base):
+    """The audit trail: every moderator action, by whom and when. It never names the young person.
+
+    `case_number` is a plain number, not a foreign key: the row outlives the case, and once the case is
+    purged or forgotten the number leads nowhere.
+    """
+
+    __tablename__ = "moderator_action"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(TIMESTAMP, index=True)
+    moderator_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    case_number: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(String(128))

@@ -2,7 +2,8 @@
 
 One instance per adapter process. It speaks through an `Outbox` (Telegram, or the terminal in local
 mode), so the same code runs both. Per person, messages are handled one at a time and in order.
-Nothing here logs what anyone wrote (DESIGN.md, non-negotiable 3).
+Nothing here logs what anyone wrote (DESIGN.md, non-negotiable 3). Privacy runs here too: quick exit,
+"forget me", flood control, blocks and the moderators' audit trail (bot/privacy.py holds the queries).
 """
 
 from __future__ import annotations
@@ -13,15 +14,18 @@ import datetime as dt
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import cards, cases
+from actions.db import sessionmaker_for
+from bot import cards, cases, privacy
+from bot.board import FIRST, CardBoard
 from bot.cards import Say
+from bot.crypto import Cipher
 from bot.escalation import (
     CaseState,
     Priority,
@@ -33,6 +37,8 @@ from bot.escalation import (
     parse_feedback_button,
     pick_case,
 )
+from bot.flood import FloodGuard, Verdict
+from bot.models import UserBlock
 from bot.rasa_client import BotMessage, RasaClient, RasaUnavailableError
 from bot.responses import button_payloads, response_buttons, response_text
 from bot.settings import Settings
@@ -45,10 +51,17 @@ REMEMBERED_PEOPLE = 10_000
 TYPING_EVERY_SECONDS = 4.0
 RETRY_FIRST_SECONDS = 5.0
 RETRY_MAX_SECONDS = 60.0
+MAX_HELD_PER_PERSON = 200
+TELL_BLOCKED_EVERY_SECONDS = 3600.0
 # Commands a person may type that mean something to Rasa.
-COMMANDS = {"/start": "/greet", "/help": "/ask_helplines", "/exit": "/quick_exit"}
+COMMANDS = {"/start": "/greet", "/help": "/ask_helplines"}
 # The payload of utter_assistant_unavailable's button: with Rasa down, the relay opens the case itself.
 ASK_FOR_PERSON = "/request_human"
+LABEL = "utter_moderator_label"
+# Quick exit and "forget me" are the adapter's own, so they work in every state, Rasa up or down.
+QUICK_EXIT = {"/exit", "/quick_exit"}
+FORGET = "/forget"
+FORGET_YES, FORGET_NO = "forget:yes", "forget:no"
 
 _T = TypeVar("_T")
 
@@ -60,8 +73,8 @@ class UnreachableError(Exception):
 class Outbox(Protocol):
     """Where the relay's messages go: Telegram, or the terminal in local mode."""
 
-    async def send(self, chat_id: int, message: Say) -> int:
-        """Send a message (split if too long); return the id of its last part. Raise UnreachableError."""
+    async def send(self, chat_id: int, message: Say) -> list[int]:
+        """Send a message (split if too long); return its parts' ids, in order. Raise UnreachableError."""
         ...
 
     async def edit(self, chat_id: int, message_id: int, message: Say) -> None:
@@ -70,6 +83,10 @@ class Outbox(Protocol):
 
     async def delete(self, chat_id: int, message_id: int) -> bool:
         """Delete a message from a chat; return False where that isn't allowed."""
+        ...
+
+    async def delete_many(self, chat_id: int, message_ids: list[int]) -> None:
+        """Delete messages from a chat, as many as the platform allows (best effort)."""
         ...
 
     async def typing(self, chat_id: int) -> None:
@@ -118,9 +135,10 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _say(name: str, extra: tuple[tuple[str, str], ...] = ()) -> Say:
-    """Return a response from domain.yml, its own buttons first, then any the relay adds."""
-    return Say(response_text(name), response_buttons(name) + extra)
+def _say(name: str, extra: tuple[tuple[str, str], ...] = (), **fields: object) -> Say:
+    """Return a response from domain.yml (its {fields} filled in), its own buttons first, then ours."""
+    text = response_text(name)
+    return Say(text.format(**fields) if fields else text, response_buttons(name) + extra)
 
 
 def clean_text(text: str) -> str:
@@ -129,11 +147,18 @@ def clean_text(text: str) -> str:
     return kept.strip()[:MAX_TEXT_CHARS]
 
 
+def command_of(text: str) -> str | None:
+    """Return the /command a message starts with (lower case, without @botname), if it is one."""
+    if not text.startswith("/"):
+        return None
+    return text.split(maxsplit=1)[0].split("@")[0].lower()
+
+
 def to_rasa(text: str) -> str:
     """Return what Rasa is sent for typed text: our commands mapped, an unknown /word read as words."""
-    if not text.startswith("/"):
+    command = command_of(text)
+    if command is None:
         return text
-    command = text.split(maxsplit=1)[0].split("@")[0].lower()
     if command in COMMANDS:
         return COMMANDS[command]
     return text if text in button_payloads() else text.lstrip("/")
@@ -149,24 +174,48 @@ class Relay:
         outbox: Outbox,
         sessions: sessionmaker[Session],
         clock: Callable[[], dt.datetime] = utcnow,
+        trackers: sessionmaker[Session] | None = None,
+        flood: FloodGuard | None = None,
     ) -> None:
         self.settings = settings
         self.rasa = rasa
         self.outbox = outbox
         self.sessions = sessions
+        self.trackers = trackers or sessionmaker_for(settings.tracker_store_url)
         self.clock = clock
+        self.cipher = Cipher(settings.transcript_keys)
+        self.flood = flood or FloodGuard()
         self._locks: dict[str, asyncio.Lock] = {}
         self._recent: OrderedDict[str, deque[str]] = OrderedDict()
         self._pending: dict[str, _Pending] = {}
         self._unsaved: dict[str, _Unsaved] = {}
+        self._held: dict[str, deque[Callable[[], Awaitable[None]]]] = {}
+        self._blocked: dict[str, dt.datetime] = {}
+        self._told_blocked: dict[str, float] = {}
+        # Every write into the moderators' group goes through the board: paced, coalesced, never lost.
+        self.board = CardBoard(
+            outbox, settings.moderator_chat_id, sessions, self.cipher, clock, settings.telegram_rate_limit
+        )
 
     # ---------------------------------------------------------------- people
 
-    async def user_text(self, person: Person, text: str) -> None:
-        """A person wrote: the moderator holding their case gets it, or Rasa answers."""
+    async def user_text(self, person: Person, text: str, message_id: int | None = None) -> None:
+        """A person wrote: quick exit and "forget me" first; then their case's moderator, or Rasa."""
         text = clean_text(text)
+        command = command_of(text)
+        if command in QUICK_EXIT:
+            await self.quick_exit(person, message_id)
+            return
+        if not await self._arrived(person, message_id):
+            return
+        if command == FORGET:
+            await self._tell(person, _say("utter_ask_forget"))
+            return
+        await self._guarded(person, lambda: self._user_text(person, text))
+
+    async def _user_text(self, person: Person, text: str) -> None:
         if not text:
-            await self._send(person.chat_id, _say("utter_unsupported_message"))
+            await self._tell(person, _say("utter_unsupported_message"))
             return
         async with self._lock(person.ref):
             if await self._to_case(person, text, sender="user"):
@@ -175,17 +224,29 @@ class Relay:
             await self._converse(person, to_rasa(text))
 
     async def user_button(self, person: Person, data: str, title: str | None) -> None:
-        """A person pressed one of our buttons: a rating, or one of Rasa's payloads (checked)."""
+        """A person pressed one of our buttons: quick exit, forget, a rating, or a Rasa payload (checked)."""
+        if data in QUICK_EXIT:
+            await self.quick_exit(person, None)
+            return
+        if data == FORGET_YES:
+            await self.forget(person)
+            return
+        if not await self._arrived(person, None):
+            return
+        if data == FORGET_NO:
+            await self._tell(person, _say("utter_forget_cancelled"))
+            return
+        await self._guarded(person, lambda: self._user_button(person, data, title))
+
+    async def _user_button(self, person: Person, data: str, title: str | None) -> None:
         rating = parse_feedback_button(data)
         if rating is not None:
             saved = self._db(lambda s: cases.set_feedback(s, rating[0], person.ref, rating[1]))
-            await self._send(
-                person.chat_id, _say("utter_feedback_thanks" if saved else "utter_button_expired")
-            )
+            await self._tell(person, _say("utter_feedback_thanks" if saved else "utter_button_expired"))
             return
         if data not in button_payloads():
             logger.info("ignored a button press with unexpected data (%d characters)", len(data))
-            await self._send(person.chat_id, _say("utter_button_expired"))
+            await self._tell(person, _say("utter_button_expired"))
             return
         async with self._lock(person.ref):
             case = self._open_case(person)
@@ -196,35 +257,55 @@ class Relay:
 
     async def user_media(self, person: Person, kind: str, message_id: int, caption: str | None) -> None:
         """A person sent media: delete it unopened, explain why, tell a moderator only that it happened."""
-        deleted = await self.outbox.delete(person.chat_id, message_id)
-        await self._send(
-            person.chat_id, _say("utter_media_deleted" if deleted else "utter_media_not_deleted")
-        )
+        deleted = await self.outbox.delete(person.chat_id, message_id)  # at once, flooding or not
         logger.info("deleted=%s media of kind %s from a person", deleted, kind)
-        await self._notice(person, cards.media_notice(kind, deleted))
-        if caption:
-            await self.user_text(person, caption)
+        if not await self._arrived(person, None if deleted else message_id):
+            return
+
+        async def explain() -> None:
+            await self._tell(person, _say("utter_media_deleted" if deleted else "utter_media_not_deleted"))
+            await self._notice(person, cards.media_notice(kind, deleted))
+            if caption:
+                await self._user_text(person, clean_text(caption))
+
+        await self._guarded(person, explain)
 
     async def user_personal(self, person: Person, kind: str, message_id: int) -> None:
         """A person shared a location or contact: remove it from the chat and say so."""
         deleted = await self.outbox.delete(person.chat_id, message_id)
-        await self._send(person.chat_id, _say("utter_personal_details_removed"))
-        await self._notice(person, cards.media_notice(kind, deleted))
+        if not await self._arrived(person, None if deleted else message_id):
+            return
 
-    async def user_unsupported(self, person: Person, kind: str) -> None:
+        async def explain() -> None:
+            await self._tell(person, _say("utter_personal_details_removed"))
+            await self._notice(person, cards.media_notice(kind, deleted))
+
+        await self._guarded(person, explain)
+
+    async def user_unsupported(self, person: Person, kind: str, message_id: int | None = None) -> None:
         """A person sent something that isn't text (a poll, dice, …): ask them to write instead."""
-        await self._send(person.chat_id, _say("utter_unsupported_message"))
-        await self._notice(person, cards.unsupported_notice(kind))
+        if not await self._arrived(person, message_id):
+            return
+
+        async def explain() -> None:
+            await self._tell(person, _say("utter_unsupported_message"))
+            await self._notice(person, cards.unsupported_notice(kind))
+
+        await self._guarded(person, explain)
 
     async def user_edited(self, person: Person, text: str) -> None:
         """A person edited a message: the moderator sees the new text; the bot asks them to resend."""
-        text = clean_text(text)
+        if not await self._arrived(person, None):
+            return
+        await self._guarded(person, lambda: self._user_edited(person, clean_text(text)))
+
+    async def _user_edited(self, person: Person, text: str) -> None:
         async with self._lock(person.ref):
             case = self._open_case(person)
             if case is not None and case.state is CaseState.CLAIMED and text:
                 await self._to_moderator(case, f"[edited] {text}", sender="user")
                 return
-        await self._send(person.chat_id, _say("utter_edited_message"))
+        await self._tell(person, _say("utter_edited_message"))
 
     async def _notice(self, person: Person, notice: str) -> None:
         """Put a note of something we didn't relay into the case, and in the moderator's chat if claimed."""
@@ -241,6 +322,117 @@ class Relay:
             return True
         self._transcribe(case.number, sender, text)
         return False
+
+    # ---------------------------------------------------------------- privacy
+
+    async def _arrived(self, person: Person, message_id: int | None) -> bool:
+        """Note the message for quick exit; False (and a kind answer, now and then) if they are blocked."""
+        if message_id is not None:
+            self._record_trail(person.ref, [message_id])
+        until = self._blocked.get(person.ref)
+        if until is None or until <= self.clock():
+            return True
+        now = self._seconds()
+        told = self._told_blocked.get(person.ref)
+        if told is None or told <= now - TELL_BLOCKED_EVERY_SECONDS:
+            self._told_blocked[person.ref] = now
+            await self._tell(person, _say("utter_blocked"))
+        logger.info("a message from a blocked person was not passed on")
+        return False
+
+    async def _guarded(self, person: Person, work: Callable[[], Awaitable[None]]) -> None:
+        """Do the work now, or hold it (in order) while the person is writing faster than the limit."""
+        held = self._held.get(person.ref)
+        verdict = Verdict.HOLD if held else self.flood.admit(person.ref, self._seconds())
+        if verdict is Verdict.GO:
+            await work()
+            return
+        held = self._held.setdefault(person.ref, deque())
+        if len(held) >= MAX_HELD_PER_PERSON:
+            logger.warning("flood: held messages full for a person; told them to send it again later")
+            await self._tell(person, _say("utter_flood_full"))
+            return
+        held.append(work)
+        if verdict is Verdict.HOLD:
+            return
+        logger.warning("flood: a person is writing faster than the limit; holding their messages")
+        await self._tell(person, _say("utter_flood_slow_down"))
+        if verdict is Verdict.ALERT:
+            logger.warning("flood: repeated flooding; asking moderators to look")
+            await self.request_handover(person, Priority.NORMAL, "flooding")
+
+    async def release_held(self) -> None:
+        """Work through held messages at the steady rate (a job, every few seconds)."""
+        for ref, held in list(self._held.items()):
+            while held and self.flood.take(ref, self._seconds()):
+                await held.popleft()()
+            if not held and self._held.get(ref) is held:
+                del self._held[ref]
+
+    async def quick_exit(self, person: Person, message_id: int | None) -> None:
+        """`/exit` or the Leave quickly button: clear the chat, leave a neutral message, reset Rasa."""
+        async with self._lock(person.ref):
+            await self._clear_chat(person, [message_id] if message_id is not None else [])
+        try:
+            await self.rasa.send(person.ref, "/quick_exit")  # Rasa restarts; its reply is not shown
+        except RasaUnavailableError:
+            logger.info("quick exit: Rasa not told (unavailable); the chat was still cleared")
+
+    async def _delete_trail(self, person: Person, also: list[int]) -> int:
+        """Delete the person's recorded messages (and any others given) from their chat; return how many."""
+        now = self.clock()
+        ids = sorted({*(self._db(lambda s: privacy.trail(s, person.ref, now)) or []), *also})
+        await self.outbox.delete_many(person.chat_id, ids)
+        return len(ids)
+
+    async def _clear_chat(self, person: Person, also: list[int]) -> None:
+        """Delete what the bot can of the person's chat, and leave only a neutral message."""
+        deleted = await self._delete_trail(person, also)
+        self._db(lambda s: privacy.clear_trail(s, person.ref))
+        # Nothing may pop up in the chat after the exit: unanswered and held messages are dropped.
+        pending = self._pending.pop(person.ref, None)
+        dropped = len(self._held.pop(person.ref, ())) + (len(pending.messages) if pending else 0)
+        logger.info("quick exit: cleared %d messages from a chat (%d unanswered dropped)", deleted, dropped)
+        await self._tell(person, _say("utter_quick_exit"))
+        await self._to_case(person, cards.QUICK_EXIT_NOTICE, sender="system")
+
+    async def forget(self, person: Person) -> None:
+        """Forget me (confirmed): clear the chat, delete their cases and Rasa conversation, say what went."""
+        async with self._lock(person.ref):
+            case = self._open_case(person)
+            await self._delete_trail(person, [])
+            try:
+                with self.sessions.begin() as session:
+                    relayed = privacy.relayed_messages(session, person.ref)
+                    ours = privacy.forget_cases(session, person.ref)
+                with self.trackers.begin() as tracker:
+                    theirs = privacy.forget_conversation(tracker, person.ref)
+            except SQLAlchemyError as exc:
+                logger.error("forget me failed: %s", type(exc).__name__)
+                await self._send(person.chat_id, _say("utter_forget_failed"))
+                return
+            self._recent.pop(person.ref, None)
+            self._pending.pop(person.ref, None)
+            self._unsaved.pop(person.ref, None)
+            self._held.pop(person.ref, None)
+            self._told_blocked.pop(person.ref, None)
+            self.flood.forget(person.ref)
+            logger.info("forget me: deleted %d cases and a Rasa conversation", ours.cases)
+            for chat_id in {chat for chat, _ in relayed}:  # their words, from moderators' chats too
+                await self.outbox.delete_many(chat_id, [m for chat, m in relayed if chat == chat_id])
+            if case is not None:
+                await self._case_forgotten(case)
+            # Not recorded in the trail: after this, nothing we keep refers to the person.
+            await self._send(person.chat_id, _say("utter_forget_done", said=theirs.said, cases=ours.cases))
+
+    async def _case_forgotten(self, case: cases.CaseView) -> None:
+        """Tell moderators a case is gone because the person asked to be forgotten."""
+        notice = cards.forgotten(case.number)
+        if case.card_chat_id is not None and case.card_message_id is not None:
+            self.board.owe_edit(case.card_chat_id, case.card_message_id, notice, FIRST)
+            await self.board.flush()
+        if case.claimed_by is not None:
+            await self._send(case.claimed_by, notice)
 
     # ---------------------------------------------------------------- Rasa
 
@@ -266,7 +458,7 @@ class Relay:
                     pending.messages = deque(m for m in pending.messages if m != ASK_FOR_PERSON)
                     person = Person(pending.chat_id, ref)
                     await self.request_handover(person, Priority.NORMAL, "assistant_unavailable")
-                    await self._send(person.chat_id, _say("utter_handover"))
+                    await self._tell(person, _say("utter_handover"))
                 pending.next_try = time.monotonic() + pending.delay
                 pending.delay = min(pending.delay * 2, RETRY_MAX_SECONDS)
                 return
@@ -285,16 +477,16 @@ class Relay:
                     "Rasa slower than %.1f s; answered with the crisis numbers",
                     self.settings.rasa_timeout_seconds,
                 )
-                await self._tell_unavailable(pending)
+                await self._tell_unavailable(ref, pending)
             except RasaUnavailableError:
-                await self._tell_unavailable(pending)
+                await self._tell_unavailable(ref, pending)
                 raise
             return await request  # Rasa's own answer still comes, if it comes within its patience
 
-    async def _tell_unavailable(self, pending: _Pending) -> None:
+    async def _tell_unavailable(self, ref: str, pending: _Pending) -> None:
         if not pending.told:
             pending.told = True
-            await self._send(pending.chat_id, _say("utter_assistant_unavailable"))
+            await self._tell(Person(pending.chat_id, ref), _say("utter_assistant_unavailable"))
 
     async def retry_pending(self) -> None:
         """Retry messages Rasa couldn't answer (a job; also runs when the person writes again)."""
@@ -315,10 +507,12 @@ class Relay:
                     Priority.parse(reply.handover.get("priority", "")),
                     reply.handover.get("reason", ""),
                 )
+        sent: list[int] = []
         for reply in replies:
             if reply.text:
                 buttons = tuple((b.title, b.payload) for b in reply.buttons)
-                await self._send(person.chat_id, Say(reply.text, buttons))
+                sent += await self._send(person.chat_id, Say(reply.text, buttons))
+        self._record_trail(person.ref, sent)  # one write for the whole reply, not one per message
 
     @contextlib.asynccontextmanager
     async def _typing(self, chat_id: int) -> AsyncIterator[None]:
@@ -342,13 +536,12 @@ class Relay:
         try:
             with self.sessions.begin() as session:
                 opened = cases.open_or_raise(
-                    session, person.ref, person.chat_id, priority, reason, recent, now
+                    session, self.cipher, person.ref, person.chat_id, priority, reason, recent, now
                 )
-                lines = cases.transcript(session, opened.case.number)
         except SQLAlchemyError as exc:
             logger.error("could not save a %s handover: %s", priority.value, type(exc).__name__)
             if person.ref not in self._unsaved:
-                await self._post_group(cards.unsaved_card(priority.value, reason, recent, now))
+                await self._post_group(cards.unsaved_card(priority.value, reason, recent, now), priority.rank)
             self._unsaved[person.ref] = _Unsaved(person, priority, reason)
             return
         self._unsaved.pop(person.ref, None)
@@ -358,31 +551,17 @@ class Relay:
         logger.info(
             "case #%d %s (%s)", case.number, "opened" if opened.created else "raised", case.priority.value
         )
-        old_card = (case.card_chat_id, case.card_message_id)
-        await self._post_card(case, lines)
-        if opened.raised and old_card[0] is not None and old_card[1] is not None:
-            await self._edit(old_card[0], old_card[1], cards.superseded_card(case))
+        # A raised case gets a new card (the old one says so), so the group sees it come up again.
+        self.board.owe_card(case.number, case.priority.rank, new_card=opened.raised)
+        await self.board.flush()
         off_duty = opened.created and not self.settings.moderator_hours.on_duty(now)
         if off_duty and self._db(lambda s: cases.mark_told_wait(s, case.number, now)):
-            await self._send(person.chat_id, _say("utter_handover_out_of_hours"))
-
-    async def _post_card(self, case: cases.CaseView, lines: list[tuple[str, str]]) -> None:
-        group = self.settings.moderator_chat_id
-        if group is None:
-            logger.error("no MODERATOR_CHAT_ID: case #%d has no card", case.number)
-            return
-        try:
-            message_id = await self.outbox.send(group, cards.case_card(case, lines, self.clock()))
-        except Exception as exc:  # the reminder job posts missing cards again
-            logger.error("could not post the card of case #%d: %s", case.number, type(exc).__name__)
-            return
-        self._db(lambda s: cases.set_card(s, case.number, group, message_id))
+            await self._tell(person, _say("utter_handover_out_of_hours"))
 
     async def _update_card(self, case: cases.CaseView) -> None:
-        if case.card_chat_id is None or case.card_message_id is None:
-            return
-        lines = self._transcript(case.number)
-        await self._edit(case.card_chat_id, case.card_message_id, cards.case_card(case, lines, self.clock()))
+        """Bring the case's card up to date (claimed, closed): one owed write, however often it changes."""
+        self.board.owe_card(case.number, case.priority.rank)
+        await self.board.flush()
 
     # ---------------------------------------------------------------- moderators
 
@@ -409,8 +588,9 @@ class Relay:
         """Make a moderator's move on a case; return the case, or what to tell them if it can't be done."""
         try:
             with self.sessions.begin() as session:
-                return cases.move(
+                moved = cases.move(
                     session,
+                    self.cipher,
                     number,
                     name,
                     cases.moderator_actor(moderator.user_id),
@@ -418,6 +598,8 @@ class Relay:
                     moderator_id=moderator.user_id,
                     moderator_name=moderator.name,
                 )
+                privacy.audit(session, moderator.user_id, name, now, number)
+                return moved
         except LookupError:
             return f"There is no case #{number}."
         except TransitionError:
@@ -436,14 +618,14 @@ class Relay:
             return case
         lines = self._transcript(number)
         try:
-            intro = await self.outbox.send(moderator.user_id, cards.claimed_intro(case, lines))
+            intro = (await self.outbox.send(moderator.user_id, cards.claimed_intro(case, lines)))[-1]
         except UnreachableError:
-            self._db(lambda s: cases.move(s, number, "release", cases.SYSTEM, now))
+            self._db(lambda s: cases.move(s, self.cipher, number, "release", cases.SYSTEM, now))
             return cards.START_PRIVATE_CHAT
         logger.info("case #%d claimed", number)
         self._db(lambda s: cases.link_relay(s, moderator.user_id, intro, number))
         if case.chat_id is not None:
-            await self._send(case.chat_id, _say("utter_moderator_joined"))
+            await self._tell(Person(case.chat_id, case.user_ref), _say("utter_moderator_joined"))
         await self._update_card(case)
         return f"Case #{number} is yours. Carry on in your private chat with the bot."
 
@@ -456,9 +638,10 @@ class Relay:
             return case
         logger.info("case #%d closed", number)
         if case.chat_id is not None:
-            await self._send(case.chat_id, _say("utter_handover_closed"))
+            person = Person(case.chat_id, case.user_ref)
+            await self._tell(person, _say("utter_handover_closed"))
             ratings = tuple((str(n), feedback_button(number, n)) for n in range(1, 6))
-            await self._send(case.chat_id, _say("utter_ask_handover_feedback", ratings))
+            await self._tell(person, _say("utter_ask_handover_feedback", ratings))
         await self._new_rasa_session(case.user_ref)
         await self._update_card(case)
         if case.claimed_by is not None and case.claimed_by != moderator.user_id:
@@ -485,12 +668,14 @@ class Relay:
             return str(exc)
         if case.chat_id is None:
             return cards.USER_GONE
-        label = response_text("utter_moderator_label")
+        label = response_text(LABEL)
         try:
-            await self.outbox.send(case.chat_id, Say(f"{label} {text}"))
+            sent = await self.outbox.send(case.chat_id, Say(f"{label} {text}", response_buttons(LABEL)))
         except UnreachableError:
             return cards.USER_GONE
+        self._record_trail(case.user_ref, sent)
         self._transcribe(case.number, "moderator", text)
+        self._audit(moderator, "reply", case.number)
         return None
 
     async def moderator_note(self, moderator: Moderator, text: str, replied_to: int | None) -> str:
@@ -505,28 +690,122 @@ class Relay:
         except TargetError as exc:
             return str(exc)
         self._transcribe(case.number, "note", text)
+        self._audit(moderator, "note", case.number)
         return f"Note added to case #{case.number}. The young person doesn't see notes."
 
     async def moderator_close(self, moderator: Moderator, number: int | None, replied_to: int | None) -> str:
         """`/close [number]` in a moderator's private chat."""
         if not self._authorised(moderator, "close"):
             return cards.NOT_A_MODERATOR
-        if number is None:
-            try:
-                number = self._target(moderator, replied_to).number
-            except TargetError as exc:
-                return str(exc)
-        return await self.close(moderator, number)
+        number_or_answer = self._case_number(moderator, number, replied_to)
+        if isinstance(number_or_answer, str):
+            return number_or_answer
+        return await self.close(moderator, number_or_answer)
+
+    def _case_number(self, moderator: Moderator, number: int | None, replied_to: int | None) -> int | str:
+        """Return the case a command means (named, replied to, or the only one held), or why it can't."""
+        if number is not None:
+            return number
+        try:
+            return self._target(moderator, replied_to).number
+        except TargetError as exc:
+            return str(exc)
 
     def queue(self, user_id: int) -> str:
         """`/queue`: the open cases, in the order they should be taken."""
         if not is_moderator(user_id, self.settings.moderator_user_ids):
             logger.warning("refused queue: not on MODERATOR_USER_IDS")
             return cards.NOT_A_MODERATOR
-        open_cases = self._db(cases.open_queue)
+        open_cases = self._db(lambda s: cases.open_queue(s, self.cipher))
         if open_cases is None:
             return cards.DATABASE_DOWN
+        self._audit(Moderator(user_id, ""), "queue", detail=f"{len(open_cases)} open")
         return cards.queue_text(open_cases, self.clock())
+
+    async def block(self, moderator: Moderator, number: int | None, replied_to: int | None) -> str:
+        """`/block [number]`: the case's person can't reach the bot or moderators for a while; it closes."""
+        if not self._authorised(moderator, "block"):
+            return cards.NOT_A_MODERATOR
+        number_or_answer = self._case_number(moderator, number, replied_to)
+        if isinstance(number_or_answer, str):
+            return number_or_answer
+        now, case_number = self.clock(), number_or_answer
+
+        def work(session: Session) -> tuple[cases.CaseView, UserBlock] | None:
+            row = cases.get_case(session, case_number)
+            if row is None:
+                return None
+            blocked = privacy.block(session, row.user_ref, case_number, moderator.user_id, now)
+            detail = f"block #{blocked.id} until {blocked.until:%Y-%m-%d}"
+            privacy.audit(session, moderator.user_id, "block", now, case_number, detail)
+            return cases.CaseView.of(row, self.cipher), blocked
+
+        try:
+            with self.sessions.begin() as session:
+                found = work(session)
+        except SQLAlchemyError as exc:
+            logger.error("block failed: %s", type(exc).__name__)
+            return cards.DATABASE_DOWN
+        if found is None:
+            return f"There is no case #{case_number}."
+        case, blocked = found
+        self._blocked[case.user_ref] = blocked.until
+        logger.info("case #%d: its person was blocked (block #%d)", case_number, blocked.id)
+        if case.state is not CaseState.CLOSED:
+            closed = self._moved(moderator, case_number, "close", now)
+            if isinstance(closed, cases.CaseView):
+                await self._update_card(closed)
+                if closed.chat_id is not None:
+                    self._told_blocked[case.user_ref] = self._seconds()
+                    await self._tell(Person(closed.chat_id, closed.user_ref), _say("utter_blocked"))
+        return cards.blocked(case_number, blocked.id, blocked.until)
+
+    def unblock(self, moderator: Moderator, block_id: int | None) -> str:
+        """`/unblock <block number>`: lift a block early."""
+        if not self._authorised(moderator, "unblock"):
+            return cards.NOT_A_MODERATOR
+        if block_id is None:
+            return "Say which block, e.g. /unblock 3. /blocks lists them."
+        now = self.clock()
+
+        def work(session: Session) -> str | None:
+            lifted = privacy.unblock(session, block_id, moderator.user_id, now)
+            if lifted is None:
+                return None
+            detail = f"block #{block_id}"
+            privacy.audit(session, moderator.user_id, "unblock", now, lifted.case_number, detail)
+            return lifted.user_ref
+
+        ref = self._db(work)
+        if ref is None:
+            return f"There is no block #{block_id} in force."
+        self._blocked.pop(ref, None)
+        self._told_blocked.pop(ref, None)
+        return f"Block #{block_id} is lifted."
+
+    def blocks(self, moderator: Moderator) -> str:
+        """`/blocks`: the blocks in force."""
+        if not self._authorised(moderator, "blocks"):
+            return cards.NOT_A_MODERATOR
+        now = self.clock()
+        found = self._db(lambda s: [cards.BlockView.of(b) for b in privacy.blocks_in_force(s, now)])
+        if found is None:
+            return cards.DATABASE_DOWN
+        self._audit(moderator, "blocks", detail=f"{len(found)} in force")
+        return cards.blocks_text(found)
+
+    def refresh_blocks(self) -> None:
+        """Load the blocks in force (at start, and with every waiting check: other instances block too)."""
+        now = self.clock()
+        found = self._db(lambda s: {b.user_ref: b.until for b in privacy.blocks_in_force(s, now)})
+        if found is not None:
+            self._blocked = found
+
+    def _audit(
+        self, moderator: Moderator, action: str, number: int | None = None, detail: str | None = None
+    ) -> None:
+        now = self.clock()
+        self._db(lambda s: privacy.audit(s, moderator.user_id, action, now, number, detail))
 
     def _target(self, moderator: Moderator, replied_to: int | None) -> cases.CaseView:
         def find(session: Session) -> cases.CaseView:
@@ -539,7 +818,7 @@ class Relay:
             number = pick_case(held, replied)
             row = cases.get_case(session, number)
             assert row is not None
-            return cases.CaseView.of(row)
+            return cases.CaseView.of(row, self.cipher)
 
         try:
             with self.sessions.begin() as session:
@@ -554,7 +833,7 @@ class Relay:
         if case.claimed_by is None:
             return
         try:
-            message_id = await self.outbox.send(case.claimed_by, cards.from_user(case.number, text))
+            message_id = (await self.outbox.send(case.claimed_by, cards.from_user(case.number, text)))[-1]
         except UnreachableError:
             logger.error("the moderator holding case #%d can't be reached", case.number)
             return
@@ -562,8 +841,27 @@ class Relay:
 
     # ---------------------------------------------------------------- jobs
 
+    async def purge(self) -> privacy.Purged | None:
+        """Delete what is past its retention time (a job, hourly; also `make purge`)."""
+        now = self.clock()
+        try:
+            purged = await asyncio.to_thread(
+                privacy.purge_all,
+                self.sessions,
+                self.trackers,
+                now,
+                self.settings.retention,
+                self.settings.audit_retention,
+            )
+        except SQLAlchemyError as exc:
+            logger.error("retention purge failed (tried again next hour): %s", type(exc).__name__)
+            return None
+        logger.info("retention purge: %s", purged)
+        return purged
+
     async def check_waiting(self) -> None:
-        """Tell people nobody has picked up yet, remind moderators, and repost cards or cases that failed."""
+        """Tell people nobody has picked up yet, remind moderators, and owe a card to any case without one."""
+        self.refresh_blocks()
         now = self.clock()
         for unsaved in list(self._unsaved.values()):
             await self.request_handover(unsaved.person, unsaved.priority, unsaved.reason)
@@ -571,13 +869,13 @@ class Relay:
         def due(session: Session) -> tuple[list[cases.CaseView], list[cases.CaseView], list[cases.CaseView]]:
             told = [
                 c
-                for c in cases.overdue_untold(session, now - self.settings.handover_wait)
+                for c in cases.overdue_untold(session, self.cipher, now - self.settings.handover_wait)
                 if cases.mark_told_wait(session, c.number, now)
             ]
             reminders = cases.claim_reminder(
-                session, now, self.settings.handover_wait, self.settings.handover_remind_every
+                session, self.cipher, now, self.settings.handover_wait, self.settings.handover_remind_every
             )
-            cardless = [c for c in cases.open_queue(session) if c.card_message_id is None]
+            cardless = [c for c in cases.open_queue(session, self.cipher) if c.card_message_id is None]
             return told, reminders, cardless
 
         found = self._db(due)
@@ -586,13 +884,21 @@ class Relay:
         told, reminders, cardless = found
         for case in told:
             if case.chat_id is not None:
-                await self._send(case.chat_id, _say("utter_handover_waiting"))
+                await self._tell(Person(case.chat_id, case.user_ref), _say("utter_handover_waiting"))
+        self.board.owe_missing(cardless)
         if reminders:
-            await self._post_group(cards.reminder(reminders, now))
-        for case in cardless:
-            await self._post_card(case, self._transcript(case.number))
+            await self._post_group(cards.reminder(reminders, now), Priority.NORMAL.rank)
+        await self.board.flush()
+
+    async def flush_cards(self) -> None:
+        """Write the cards and notices the moderators' group is owed, as its limit allows (a job)."""
+        await self.board.flush()
 
     # ---------------------------------------------------------------- plumbing
+
+    def _seconds(self) -> float:
+        """Return the relay's clock in seconds (flood control and reminders run on it, so tests can too)."""
+        return self.clock().timestamp()
 
     def _lock(self, ref: str) -> asyncio.Lock:
         lock = self._locks.get(ref)
@@ -614,16 +920,16 @@ class Relay:
     def _open_case(self, person: Person) -> cases.CaseView | None:
         def find(session: Session) -> cases.CaseView | None:
             case = cases.open_case_for(session, person.ref)
-            return cases.CaseView.of(case) if case else None
+            return cases.CaseView.of(case, self.cipher) if case else None
 
         return self._db(find)
 
     def _transcript(self, number: int) -> list[tuple[str, str]]:
-        return self._db(lambda s: cases.transcript(s, number)) or []
+        return self._db(lambda s: cases.transcript(s, self.cipher, number)) or []
 
     def _transcribe(self, number: int, sender: str, text: str) -> None:
         now = self.clock()
-        self._db(lambda s: cases.add_message(s, number, sender, text, now))
+        self._db(lambda s: cases.add_message(s, self.cipher, number, sender, text, now))
 
     def _db(self, work: Callable[[Session], _T]) -> _T | None:
         """Run one unit of work; on a database failure log its kind (never its data) and return None."""
@@ -634,19 +940,23 @@ class Relay:
             logger.error("database unavailable: %s", type(exc).__name__)
             return None
 
-    async def _send(self, chat_id: int, message: Say) -> int | None:
+    async def _send(self, chat_id: int, message: Say) -> list[int]:
         try:
             return await self.outbox.send(chat_id, message)
         except UnreachableError:
             logger.info("a chat could not be reached")
-            return None
+            return []
 
-    async def _post_group(self, message: Say) -> None:
-        if self.settings.moderator_chat_id is not None:
-            await self._send(self.settings.moderator_chat_id, message)
+    async def _tell(self, person: Person, message: Say) -> None:
+        """Send a message to a person, and note its ids so quick exit can delete it."""
+        self._record_trail(person.ref, await self._send(person.chat_id, message))
 
-    async def _edit(self, chat_id: int, message_id: int, message: Say) -> None:
-        try:
-            await self.outbox.edit(chat_id, message_id, message)
-        except Exception as exc:
-            logger.warning("could not update a card: %s", type(exc).__name__)
+    def _record_trail(self, ref: str, message_ids: list[int]) -> None:
+        if message_ids:
+            now = self.clock()
+            self._db(lambda s: privacy.record_trail(s, ref, message_ids, now))
+
+    async def _post_group(self, message: Say, rank: int) -> None:
+        """Post a notice to the moderators' group, in turn with the cards (never over its limit)."""
+        self.board.owe_notice(message, rank)
+        await self.board.flush()

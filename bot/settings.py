@@ -9,13 +9,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from actions.settings import ROOT, sqlalchemy_url
 from actions.settings import SettingsError as DatabaseSettingsError
 from actions.settings import load_settings as load_database_settings
+from bot.crypto import check_key
 from bot.escalation import Hours
 
 DEFAULT_RASA_URL = "http://localhost:5005"
 DEFAULT_TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
 MIN_KEY_LENGTH = 32
+DEFAULT_TRACKER_STORE_URL = f"sqlite:///{ROOT / 'var' / 'trackers.db'}"
 
 
 class SettingsError(ValueError):
@@ -45,6 +48,14 @@ class Settings:
     webhook_port: int = 8443
     webhook_secret: str | None = None
     telegram_rate_limit: bool = True
+    # Encrypts case transcripts and chat ids at rest; the first key encrypts, all of them decrypt.
+    transcript_keys: tuple[str, ...] = ()
+    # Rasa's SQL tracker store, which /forget and the retention purge clear (endpoints.yml uses the same).
+    tracker_store_url: str = ""
+    # Closed cases, their transcripts and inactive Rasa conversations are deleted after this long ...
+    retention: dt.timedelta = dt.timedelta(days=30)
+    # ... and the moderators' audit trail after this long.
+    audit_retention: dt.timedelta = dt.timedelta(days=365)
 
 
 def _int_or_none(env: Mapping[str, str], name: str) -> int | None:
@@ -76,6 +87,31 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise SettingsError(f"{name} must be a positive number of seconds, got {raw!r}")
     return value
+
+
+def _days(env: Mapping[str, str], name: str, default: int) -> dt.timedelta:
+    raw = env.get(name, "").strip() or str(default)
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{name} must be a whole number of days, 1 or more, got {raw!r}")
+    return dt.timedelta(days=int(raw))
+
+
+def _transcript_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    keys = tuple(k.strip() for k in env.get("TRANSCRIPT_KEYS", "").split(",") if k.strip())
+    if not keys:
+        raise SettingsError(
+            "TRANSCRIPT_KEYS must be set: the key that encrypts case transcripts. `make` writes one to .env; "
+            "or make one with `python -m bot.privacy new-key`"
+        )
+    for position, key in enumerate(keys, start=1):
+        try:
+            check_key(key)
+        except (ValueError, UnicodeEncodeError):
+            raise SettingsError(
+                f"TRANSCRIPT_KEYS: key {position} is not a valid key (32 bytes, URL-safe base64); "
+                "make one with `python -m bot.privacy new-key`"
+            ) from None
+    return keys
 
 
 def _webhook(env: Mapping[str, str]) -> dict[str, object]:
@@ -123,6 +159,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         )
     try:
         database_url = load_database_settings(env).database_url
+        tracker_store_url = sqlalchemy_url(env, "TRACKER_STORE_URL", DEFAULT_TRACKER_STORE_URL)
     except DatabaseSettingsError as exc:
         raise SettingsError(str(exc)) from None
     try:
@@ -142,6 +179,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         handover_remind_every=dt.timedelta(seconds=_seconds(env, "HANDOVER_REMIND_SECONDS", 600)),
         moderator_hours=hours,
         telegram_rate_limit=env.get("TELEGRAM_RATE_LIMIT", "on").strip().lower() not in {"off", "0", "false"},
+        transcript_keys=_transcript_keys(env),
+        tracker_store_url=tracker_store_url,
+        retention=_days(env, "RETENTION_DAYS", 30),
+        audit_retention=_days(env, "AUDIT_RETENTION_DAYS", 365),
         **_webhook(env),  # type: ignore[arg-type]
     )
 

@@ -18,6 +18,11 @@ def database_url() -> str:
     return str(url) if url else get_settings().database_url
 
 
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Compare only our own tables: Rasa's tracker store (`events`) may share a PostgreSQL database."""
+    return not (type_ == "table" and name not in target_metadata.tables)
+
+
 def run_migrations_offline() -> None:
     """Emit SQL for the URL's dialect without connecting."""
     context.configure(url=database_url(), target_metadata=target_metadata, literal_binds=True)
@@ -34,6 +39,7 @@ def run_migrations_online() -> None:
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            include_name=include_name,
         )
         with context.begin_transaction():
             context.run_migrations()

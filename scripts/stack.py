@@ -7,9 +7,10 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 
@@ -43,64 +44,118 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
 
 @dataclass(frozen=True)
 class Stack:
-    """The running assistant: Rasa's base URL and the two processes."""
+    """The running assistant: Rasa's base URL(s) and the processes."""
 
-    rasa_url: str
+    rasa_urls: tuple[str, ...]
     rasa: subprocess.Popen[bytes]
     actions: subprocess.Popen[bytes]
     database_url: str
+    tracker_store_url: str
+
+    @property
+    def rasa_url(self) -> str:
+        """The first Rasa server's base URL (the only one unless several were asked for)."""
+        return self.rasa_urls[0]
+
+
+def rasa_url_of(url: str) -> str:
+    """Return an SQLAlchemy URL as Rasa's environment reads it (psycopg2 there, psycopg 3 here)."""
+    return (
+        "postgresql://" + url.removeprefix("postgresql+psycopg://") if url.startswith("postgresql+") else url
+    )
+
+
+def production_env(action_url: str, tracker_store_url: str, lock_store_url: str) -> dict[str, str]:
+    """Return the environment endpoints.prod.yml reads: action server, tracker store, Redis lock store."""
+    redis = urlparse(lock_store_url)
+    return {
+        "ACTION_ENDPOINT_URL": action_url,
+        "TRACKER_STORE_URL": rasa_url_of(tracker_store_url),
+        "REDIS_HOST": redis.hostname or "127.0.0.1",
+        "REDIS_PORT": str(redis.port or 6379),
+        "REDIS_DB": (redis.path or "/0").strip("/") or "0",
+    }
 
 
 @contextmanager
-def running_stack(workdir: Path, model: Path = MODEL, database_url: str | None = None) -> Iterator[Stack]:
-    """Start the action server and Rasa (loopback only), yield when both answer, stop them after.
+def running_stack(
+    workdir: Path,
+    model: Path = MODEL,
+    database_url: str | None = None,
+    tracker_store_url: str | None = None,
+    lock_store_url: str | None = None,
+    rasa_instances: int = 1,
+) -> Iterator[Stack]:
+    """Start the action server and Rasa (loopback only), yield when all answer, stop them after.
 
     The database (default: a new SQLite file in `workdir`) is migrated and seeded first, as `make run` does.
+    Rasa keeps conversations in an SQL tracker store (default: another SQLite file in `workdir`). With a
+    Redis lock store (`lock_store_url`, redis://host:port/db) Rasa runs with the production profile,
+    `endpoints.prod.yml`, so several instances share conversations and take turns on each one.
     """
-    action_port, rasa_port = free_port(), free_port()
-    endpoints = workdir / "endpoints.yml"
-    endpoints.write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n')
+    action_port, rasa_ports = free_port(), [free_port() for _ in range(rasa_instances)]
     database_url = database_url or f"sqlite:///{workdir / 'signpost.db'}"
+    tracker_store_url = tracker_store_url or f"sqlite:///{workdir / 'trackers.db'}"
+    action_url = f"http://127.0.0.1:{action_port}/webhook"
+    endpoints = workdir / "endpoints.yml"
+    endpoints.write_text(
+        f'action_endpoint:\n  url: "{action_url}"\n'
+        f'tracker_store:\n  type: SQL\n  url: "{rasa_url_of(tracker_store_url)}"\n'
+    )
     env = {
         **os.environ,
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "DATABASE_URL": database_url,
+        "TRACKER_STORE_URL": tracker_store_url,
     }
     subprocess.run([str(APP_PYTHON), "-m", "actions.directory", "ready"], cwd=ROOT, env=env, check=True)
-    logs = {"actions": workdir / "actions.log", "rasa": workdir / "rasa.log"}
-    with logs["actions"].open("wb") as actions_log, logs["rasa"].open("wb") as rasa_log:
-        actions = subprocess.Popen(
-            [str(APP_PYTHON), "-m", "rasa_sdk", "--actions", "actions", "--port", str(action_port)],
-            cwd=ROOT,
-            env=env,
-            stdout=actions_log,
-            stderr=subprocess.STDOUT,
+    rasa_env = env
+    if lock_store_url:
+        endpoints = ROOT / "endpoints.prod.yml"
+        rasa_env = {**env, **production_env(action_url, tracker_store_url, lock_store_url)}
+    with ExitStack() as stack:
+        actions_log = workdir / "actions.log"
+        actions = stack.enter_context(
+            _process(
+                [str(APP_PYTHON), "-m", "rasa_sdk", "--actions", "actions", "--port", str(action_port)],
+                env,
+                actions_log,
+            )
         )
-        rasa = subprocess.Popen(
-            [
+        rasas = []
+        for index, port in enumerate(rasa_ports):
+            log = workdir / ("rasa.log" if index == 0 else f"rasa{index + 1}.log")
+            command = [
                 str(RASA), "run", "--model", str(model), "--interface", "127.0.0.1",
-                "--port", str(rasa_port), "--endpoints", str(endpoints),
+                "--port", str(port), "--endpoints", str(endpoints),
                 "--credentials", str(ROOT / "credentials.yml"),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=rasa_log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            ]  # fmt: skip
+            rasas.append((stack.enter_context(_process(command, rasa_env, log)), log))
+        _wait_until_up(f"http://127.0.0.1:{action_port}/health", actions, actions_log)
+        for (process, log), port in zip(rasas, rasa_ports, strict=True):
+            _wait_until_up(f"http://127.0.0.1:{port}/", process, log)
+        urls = tuple(f"http://127.0.0.1:{port}" for port in rasa_ports)
+        yield Stack(urls, rasas[0][0], actions, database_url, tracker_store_url)
+
+
+@contextmanager
+def _process(
+    command: list[str], env: dict[str, str], log: Path, mode: str = "wb"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a process with its output in a log file; stop it (SIGTERM, then SIGKILL) after."""
+    with log.open(mode) as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
-            _wait_until_up(f"http://127.0.0.1:{action_port}/health", actions, logs["actions"])
-            _wait_until_up(f"http://127.0.0.1:{rasa_port}/", rasa, logs["rasa"])
-            yield Stack(f"http://127.0.0.1:{rasa_port}", rasa, actions, database_url)
+            yield process
         finally:
-            for process in (rasa, actions):
-                process.terminate()
-            for process in (rasa, actions):
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @contextmanager
@@ -111,21 +166,6 @@ def running_adapter(
 
     The caller waits for it to be ready (e.g. until its fake Bot API sees getUpdates).
     """
-    log = workdir / f"{name}.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [str(APP_PYTHON), "-m", "bot"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield process
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    # Appended, so a restarted adapter's log follows the first one's.
+    with _process([str(APP_PYTHON), "-m", "bot"], {**os.environ, **env}, workdir / f"{name}.log", "ab") as p:
+        yield p

@@ -14,7 +14,8 @@ from bot.relay import Moderator
 logger = logging.getLogger(__name__)
 
 COMMANDS_HELP = (
-    "Commands: /queue (open cases) · /claim <number> · /note <text> · /close [number]. "
+    "Commands: /queue (open cases) · /claim <number> · /note <text> · /close [number] · "
+    "/block [number] · /blocks · /unblock <block>. "
     "Anything else you write here goes to the young person of your case."
 )
 
@@ -111,3 +112,25 @@ async def on_queue(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     user = update.effective_user
     if user is not None:
         await _answer(update, relay_of(context).queue(user.id))
+
+
+async def on_block(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`/block [number]`: the case replied to, named, or the only one held; its person is blocked."""
+    moderator = _moderator(update)
+    if moderator is not None:
+        number = _number(context.args)
+        await _answer(update, await relay_of(context).block(moderator, number, _replied_to(update)))
+
+
+async def on_unblock(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`/unblock <block number>`: lift a block early."""
+    moderator = _moderator(update)
+    if moderator is not None:
+        await _answer(update, relay_of(context).unblock(moderator, _number(context.args)))
+
+
+async def on_blocks(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`/blocks`: the blocks in force."""
+    moderator = _moderator(update)
+    if moderator is not None:
+        await _answer(update, relay_of(context).blocks(moderator))

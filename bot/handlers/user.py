@@ -29,7 +29,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """The person's words go to Rasa, or to the moderator holding their case."""
     person, message = _person(update, context), update.message
     if person and message and message.text is not None:
-        await relay_of(context).user_text(person, message.text)
+        await relay_of(context).user_text(person, message.text, message.message_id)
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -94,4 +94,4 @@ async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             ),
             "message",
         )
-        await relay_of(context).user_unsupported(person, kind)
+        await relay_of(context).user_unsupported(person, kind, message.message_id)

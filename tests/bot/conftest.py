@@ -22,10 +22,19 @@ from telegram import Update
 from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
 
-from actions.db import sessionmaker_for
+from actions.db import engine_for, sessionmaker_for
+from bot import privacy
 from bot.app import build_application
 from bot.handlers import RELAY
-from bot.models import CaseEvent, CaseMessage, HandoverCase, RelayMessage
+from bot.models import (
+    CaseEvent,
+    CaseMessage,
+    ChatTrail,
+    HandoverCase,
+    ModeratorAction,
+    RelayMessage,
+    UserBlock,
+)
 from bot.relay import Relay
 from bot.settings import Settings
 
@@ -37,6 +46,7 @@ OTHER_MODERATOR = 7002
 STRANGER = 7666
 PERSON = 4242
 KEY = "k" * 40
+TRANSCRIPT_KEY = "wJmQlB0KkBd1mV7mS4mF9lY0b8GqRt5nqvG3mZb2yUQ="
 
 
 @pytest.fixture
@@ -51,6 +61,7 @@ class Call:
     method: str
     params: dict[str, Any]
     ok: bool = True
+    result: Any = None
 
 
 class RecordingRequest(BaseRequest):
@@ -103,7 +114,8 @@ class RecordingRequest(BaseRequest):
             self.calls[-1].ok = False
             body = {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}
             return 403, json.dumps(body).encode()
-        return 200, json.dumps({"ok": True, "result": self.result(name, params)}).encode()
+        self.calls[-1].result = self.result(name, params)
+        return 200, json.dumps({"ok": True, "result": self.calls[-1].result}).encode()
 
     def result(self, name: str, params: dict[str, Any]) -> Any:
         if name == "getMe":
@@ -131,6 +143,26 @@ class RecordingRequest(BaseRequest):
             if c.method == "sendMessage" and c.ok and c.params["chat_id"] == chat_id
         ]
 
+    def sent_ids(self, chat_id: int) -> list[int]:
+        """Return the ids of messages delivered to a chat, in order."""
+        return [
+            int(c.result["message_id"])
+            for c in self.calls
+            if c.method == "sendMessage" and c.ok and c.params["chat_id"] == chat_id
+        ]
+
+    def deleted(self, chat_id: int) -> set[int]:
+        """Return the ids the bot asked to delete from a chat (deleteMessage and deleteMessages)."""
+        ids: set[int] = set()
+        for c in self.calls:
+            if c.params.get("chat_id") != chat_id:
+                continue
+            if c.method == "deleteMessage":
+                ids.add(int(c.params["message_id"]))
+            elif c.method == "deleteMessages":
+                ids.update(int(m) for m in c.params["message_ids"])
+        return ids
+
     def texts(self, chat_id: int) -> str:
         return "\n".join(p["text"] for p in self.sent(chat_id))
 
@@ -139,6 +171,14 @@ class RecordingRequest(BaseRequest):
 
     def of(self, method: str) -> list[dict[str, Any]]:
         return [c.params for c in self.calls if c.method == method]
+
+
+def handover(priority: str, reason: str) -> list[dict[str, Any]]:
+    """What Rasa answers when it hands the person over: the handover signal, then the text."""
+    return [
+        {"custom": {"handover": {"priority": priority, "reason": reason}}},
+        {"text": "I've asked a person from our team to join."},
+    ]
 
 
 @dataclass
@@ -226,7 +266,8 @@ class Harness:
 
     async def text(
         self, user_id: int, text: str, chat_id: int | None = None, reply_to: int | None = None
-    ) -> None:
+    ) -> int:
+        """Feed a text message; return its message id."""
         content: dict[str, Any] = {"text": text}
         if reply_to is not None:
             chat = chat_id if chat_id is not None else user_id
@@ -237,7 +278,9 @@ class Harness:
                 "from": {"id": BOT_ID, "is_bot": True, "first_name": "Signpost"},
                 "text": "…",
             }
-        await self.feed({"message": message(user_id, chat_id, **content)})
+        sent = message(user_id, chat_id, **content)
+        await self.feed({"message": sent})
+        return int(sent["message_id"])
 
     async def press(self, user_id: int, data: str, chat_id: int | None = None, text: str = "…") -> None:
         chat = chat_id if chat_id is not None else user_id
@@ -268,7 +311,7 @@ class Harness:
         return [p.get("text", "") for p in self.request.of("answerCallbackQuery")]
 
 
-def settings_for(database_url: str, **changes: Any) -> Settings:
+def settings_for(database_url: str, tracker_store_url: str = "", **changes: Any) -> Settings:
     base = Settings(
         rasa_url="http://rasa.test",
         pseudonym_key=KEY.encode(),
@@ -280,6 +323,8 @@ def settings_for(database_url: str, **changes: Any) -> Settings:
         rasa_timeout_seconds=0.3,
         rasa_patience_seconds=2.0,
         telegram_rate_limit=False,
+        transcript_keys=(TRANSCRIPT_KEY,),
+        tracker_store_url=tracker_store_url or database_url,
     )
     return dataclasses.replace(base, **changes)
 
@@ -290,7 +335,15 @@ def cases_url(database_url: str) -> Iterator[str]:
 
     def clear() -> None:
         with sessionmaker_for(database_url).begin() as session:
-            for table in (RelayMessage, CaseMessage, CaseEvent, HandoverCase):
+            for table in (
+                RelayMessage,
+                CaseMessage,
+                CaseEvent,
+                HandoverCase,
+                ChatTrail,
+                UserBlock,
+                ModeratorAction,
+            ):
                 session.execute(delete(table))
 
     clear()
@@ -298,18 +351,26 @@ def cases_url(database_url: str) -> Iterator[str]:
     clear()
 
 
+@pytest.fixture
+def trackers_url(tmp_path: Any) -> str:
+    """An SQLite tracker store with Rasa's `events` table (the e2e tests use the real Rasa's)."""
+    url = f"sqlite:///{tmp_path / 'trackers.db'}"
+    privacy.EVENTS.metadata.create_all(engine_for(url))
+    return url
+
+
 Build = Callable[..., Any]
 
 
 @pytest.fixture
-async def harness(cases_url: str) -> AsyncIterator[Callable[..., Any]]:
+async def harness(cases_url: str, trackers_url: str) -> AsyncIterator[Callable[..., Any]]:
     """Build and start an application (settings can be changed per test); all are shut down after."""
     started: list[Application] = []  # type: ignore[type-arg]
 
     async def build(rasa: FakeRasa | None = None, clock: Clock | None = None, **changes: Any) -> Harness:
         request, rasa, clock = RecordingRequest(), rasa or FakeRasa(), clock or Clock()
         app = build_application(
-            settings_for(changes.pop("database_url", cases_url), **changes),
+            settings_for(changes.pop("database_url", cases_url), trackers_url, **changes),
             request=request,
             rasa_transport=httpx.MockTransport(rasa.handle),
             clock=clock,

@@ -9,30 +9,35 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import cases
+from bot.crypto import Cipher
 from bot.escalation import Priority, TransitionError
 from bot.models import HandoverCase
+from tests.bot.conftest import TRANSCRIPT_KEY
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
+CIPHER = Cipher([TRANSCRIPT_KEY])
 
 
 def open_one(
     session: Session, ref: str = "p1", priority: Priority = Priority.HIGH, at: dt.datetime = NOW
 ) -> int:
-    return cases.open_or_raise(session, ref, 1, priority, "disclose_grooming", ["hello"], at).case.number
+    return cases.open_or_raise(
+        session, CIPHER, ref, 1, priority, "disclose_grooming", ["hello"], at
+    ).case.number
 
 
 def test_a_case_opens_queued_with_the_recent_lines_in_its_transcript(session: Session) -> None:
     number = open_one(session)
-    view = cases.CaseView.of(session.get(HandoverCase, number))
+    view = cases.CaseView.of(session.get(HandoverCase, number), CIPHER)
     assert (view.state.value, view.priority.value, view.opened_at) == ("queued", "high", NOW)
-    assert cases.transcript(session, number) == [("user", "hello")]
+    assert cases.transcript(session, CIPHER, number) == [("user", "hello")]
 
 
 def test_a_second_claim_of_the_same_case_fails(session: Session) -> None:
     number = open_one(session)
-    cases.move(session, number, "claim", "moderator:1", NOW, moderator_id=1, moderator_name="A")
+    cases.move(session, CIPHER, number, "claim", "moderator:1", NOW, moderator_id=1, moderator_name="A")
     with pytest.raises(TransitionError):
-        cases.move(session, number, "claim", "moderator:2", NOW, moderator_id=2, moderator_name="B")
+        cases.move(session, CIPHER, number, "claim", "moderator:2", NOW, moderator_id=2, moderator_name="B")
     assert cases.held_by(session, 1) == [number] and cases.held_by(session, 2) == []
 
 
@@ -43,19 +48,22 @@ def test_a_stale_read_cannot_overwrite_a_newer_move(session: Session, database_u
     )
     # The ORM object still says "queued"; the conditional update notices the row has moved on.
     with pytest.raises(TransitionError):
-        cases.move(session, number, "claim", "moderator:2", NOW, moderator_id=2, moderator_name="B")
+        cases.move(session, CIPHER, number, "claim", "moderator:2", NOW, moderator_id=2, moderator_name="B")
 
 
 def test_closing_forgets_how_to_reach_the_person_but_hands_it_back_once(session: Session) -> None:
     number = open_one(session)
-    closed = cases.move(session, number, "close", "moderator:1", NOW)
+    closed = cases.move(session, CIPHER, number, "close", "moderator:1", NOW)
     assert closed.chat_id == 1
-    assert session.get(HandoverCase, number).chat_id is None
+    assert session.get(HandoverCase, number).chat_token is None
 
 
 def test_one_person_has_at_most_one_open_case(session: Session) -> None:
     open_one(session)
-    assert cases.open_or_raise(session, "p1", 1, Priority.NORMAL, "request_human", [], NOW).created is False
+    assert (
+        cases.open_or_raise(session, CIPHER, "p1", 1, Priority.NORMAL, "request_human", [], NOW).created
+        is False
+    )
     session.add(
         HandoverCase(
             user_ref="p1", state="queued", priority="normal", priority_rank=2, reason="x", opened_at=NOW
@@ -67,7 +75,7 @@ def test_one_person_has_at_most_one_open_case(session: Session) -> None:
 
 def test_a_closed_case_lets_the_person_open_a_new_one(session: Session) -> None:
     first = open_one(session)
-    cases.move(session, first, "close", "moderator:1", NOW)
+    cases.move(session, CIPHER, first, "close", "moderator:1", NOW)
     assert open_one(session) != first
 
 
@@ -78,5 +86,11 @@ def test_the_queue_lists_queued_cases_most_urgent_first_then_oldest_then_claimed
     claimed = open_one(session, "c", Priority.URGENT)
     newer_high = open_one(session, "d", Priority.HIGH, NOW + later)
     older_high = open_one(session, "e", Priority.HIGH, NOW + dt.timedelta(minutes=1))
-    cases.move(session, claimed, "claim", "moderator:1", NOW, moderator_id=1, moderator_name="A")
-    assert [c.number for c in cases.open_queue(session)] == [urgent, older_high, newer_high, normal, claimed]
+    cases.move(session, CIPHER, claimed, "claim", "moderator:1", NOW, moderator_id=1, moderator_name="A")
+    assert [c.number for c in cases.open_queue(session, CIPHER)] == [
+        urgent,
+        older_high,
+        newer_high,
+        normal,
+        claimed,
+    ]

@@ -22,19 +22,13 @@ from tests.bot.conftest import (
     STRANGER,
     Clock,
     FakeRasa,
+    handover,
     message,
 )
 
 pytestmark = pytest.mark.anyio
 
 SECOND_PERSON = 4343
-
-
-def handover(priority: str, reason: str) -> list[dict[str, Any]]:
-    return [
-        {"custom": {"handover": {"priority": priority, "reason": reason}}},
-        {"text": "I've asked a person from our team to join."},
-    ]
 
 
 def scripted() -> FakeRasa:
@@ -141,6 +135,10 @@ async def test_a_moderator_claims_and_the_conversation_moves_to_their_private_ch
         {
             "chat_id": PERSON,
             "text": "Signpost team: That sounds frightening. You did the right thing telling us.",
+            # Quick exit is one tap away while talking to a person too.
+            "reply_markup": {
+                "inline_keyboard": [[{"callback_data": "/quick_exit", "text": "Leave quickly"}]]
+            },
         }
     ]
     await h.press(OTHER_MODERATOR, f"case:claim:{number}", chat_id=GROUP)
@@ -194,7 +192,7 @@ async def test_a_note_is_kept_for_moderators_and_never_reaches_the_young_person(
     assert "Note added to case" in h.request.texts(MODERATOR)
     assert "school DSL" not in h.request.texts(PERSON)
     notes = [m.body for m in rows(h.relay.settings.database_url, CaseMessage) if m.sender == "note"]
-    assert notes == ["school DSL already aware"]
+    assert [h.relay.cipher.open(note) for note in notes] == ["school DSL already aware"]
 
 
 async def test_close_returns_the_person_to_the_bot_and_asks_how_it_went(harness) -> None:
@@ -214,7 +212,7 @@ async def test_close_returns_the_person_to_the_bot_and_asks_how_it_went(harness)
     await h.press(PERSON, f"rate:{number}:1")  # a second rating is not taken
     await h.press(SECOND_PERSON, f"rate:{number}:1")  # nor someone else's
     case = rows(h.relay.settings.database_url, HandoverCase)[0]
-    assert (case.state, case.feedback, case.chat_id) == ("closed", 4, None)
+    assert (case.state, case.feedback, case.chat_token) == ("closed", 4, None)
     await h.text(PERSON, "thanks")
     assert h.rasa.messages()[-1] == "thanks"  # back with the bot
     moves = [(e.move, e.actor) for e in rows(h.relay.settings.database_url, CaseEvent)]
@@ -307,9 +305,11 @@ async def test_the_case_tables_hold_a_pseudonym_never_the_telegram_identity(harn
     h = await opened(harness)
     case = rows(h.relay.settings.database_url, HandoverCase)[0]
     assert case.user_ref == pseudonym(KEY.encode(), PERSON)
-    assert case.chat_id == PERSON  # needed to reach them, and only while the case is open
+    # How to reach them is needed while the case is open, and it is stored encrypted.
+    assert case.chat_token is not None and h.relay.cipher.open(case.chat_token) == str(PERSON)
     values = [str(v) for v in vars(case).values()]
     assert "Alex" not in values and f"user{PERSON}" not in values
+    assert not any(str(PERSON) in v for v in values)
 
 
 async def test_a_moderators_unknown_command_never_reaches_the_young_person(harness) -> None:

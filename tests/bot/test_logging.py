@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from tests.bot.conftest import GROUP, MODERATOR, PERSON, FakeRasa, message
+from bot.pseudonym import pseudonym
+from tests.bot.conftest import GROUP, KEY, MODERATOR, PERSON, FakeRasa, message
 
 pytestmark = pytest.mark.anyio
 
@@ -51,3 +52,24 @@ async def test_no_message_text_reaches_the_logs_at_info_or_above(harness, caplog
         for record in caplog.records:
             assert words not in str(record.args or "")
     assert str(PERSON) not in logged
+
+
+async def test_quick_exit_forget_floods_and_blocks_log_no_words_either(harness, caplog) -> None:
+    words = [f"private words number {n}" for n in range(14)]
+    rasa = FakeRasa(replies={words[0]: [{"custom": {"handover": {"priority": "normal", "reason": "x"}}}]})
+    with caplog.at_level(logging.INFO):
+        h = await harness(rasa)
+        for line in words:  # more than the burst: flood control holds some
+            await h.text(PERSON, line)
+        number = int(h.cards()[-1]["text"].split("#", 1)[1].split(" ", 1)[0])
+        await h.text(MODERATOR, f"/block {number}")
+        await h.text(PERSON, words[1])
+        await h.text(PERSON, "/exit")
+        await h.text(PERSON, "/forget")
+        await h.press(PERSON, "forget:yes")
+        await h.relay.purge()
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
+    assert "flood" in logged and "quick exit" in logged and "forget me" in logged  # it did happen
+    for line in words:
+        assert line not in logged
+    assert str(PERSON) not in logged and pseudonym(KEY.encode(), PERSON) not in logged

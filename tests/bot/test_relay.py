@@ -232,7 +232,7 @@ async def test_a_flood_answer_from_telegram_is_waited_out(harness) -> None:
 async def test_an_unexpected_error_still_gets_the_person_an_answer(harness, monkeypatch, caplog) -> None:
     h = await harness()
 
-    async def broken(person: object, text: str) -> None:
+    async def broken(person: object, text: str, message_id: int | None = None) -> None:
         raise RuntimeError(text)
 
     monkeypatch.setattr(h.relay, "user_text", broken)

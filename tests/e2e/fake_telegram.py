@@ -20,7 +20,21 @@ What is modelled:
 * ``getUpdates`` long polling with ``offset`` confirmation (negative offsets too), ``timeout``
   and ``limit``; a newer ``getUpdates`` ends an older pending one with 409 Conflict, and
   ``getUpdates`` while a webhook is set answers 409, as Telegram does. ``allowed_updates`` is
-  accepted and ignored. Webhooks are only recorded: the fake never posts updates to them.
+  accepted and ignored.
+* Webhooks: while one is set (``setWebhook``), the fake POSTs each queued update as JSON to it, with
+  ``X-Telegram-Bot-Api-Secret-Token`` when a ``secret_token`` was set. A 2xx answer delivers the
+  update; any other answer, a connection error or no answer within :attr:`FakeTelegram.webhook_timeout`
+  leaves it queued, and it is tried again after a pause that doubles from
+  :attr:`FakeTelegram.webhook_retry_first` up to :attr:`FakeTelegram.webhook_retry_max` seconds
+  (Telegram retries too; ``getWebhookInfo`` shows ``last_error_message``). Delivery is one update at a
+  time, in ``update_id`` order: a later update waits until the earlier one is accepted. Telegram may
+  open up to ``max_connections`` (default 40) connections at once; the fake records that value but
+  stays serial, on purpose: python-telegram-bot answers a webhook as soon as it has queued the update,
+  so serial delivery does not slow a bot down, and whatever reordering a test then sees comes from the
+  bot, not the fake. Like Telegram, ``setWebhook`` only takes ``https://`` URLs; to reach a plain-http
+  local server, set ``webhook_via`` (e.g. ``"http://127.0.0.1:8080"``): it stands for the
+  TLS-terminating proxy, and deliveries go there instead, keeping the registered URL's path and query.
+  :meth:`FakeTelegram.webhook_deliveries` lists every attempt.
 * Sending to a private chat needs the user to have started the bot (any update from them in that
   chat, or :meth:`FakeTelegram.start_private_chat`), otherwise 403; a user who blocked the bot
   (:meth:`FakeTelegram.user_blocks_bot`) gives 403 too. Groups must be registered with
@@ -35,8 +49,8 @@ What is modelled:
   400 "message is not modified".
 * Every call is recorded (:class:`Call`), including failed ones with their error code; unknown
   methods answer 400 "Bad Request: method not implemented in fake".
-* Fault injection (:meth:`FakeTelegram.fail_next`) and optional enforcement of Telegram's
-  documented flood limits (``enforce_limits``).
+* Fault injection (:meth:`FakeTelegram.fail_next`), slow answers (:meth:`FakeTelegram.delay_next`)
+  and optional enforcement of Telegram's documented flood limits (``enforce_limits``).
 
 All state is guarded by one lock, so the test thread, the server thread and any other thread may
 use the object at the same time.
@@ -57,10 +71,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
+
+from tests.e2e.loopback import LoopbackServer
 
 JSON = dict[str, Any]
 
@@ -70,6 +87,10 @@ BOT_FIRST_NAME = "Signpost"
 MAX_MESSAGE_LENGTH = 4096
 MAX_CALLBACK_DATA_BYTES = 64
 LONG_POLL_MAX_SECONDS = 50.0
+WEBHOOK_RETRY_FIRST_SECONDS = 0.2
+WEBHOOK_RETRY_MAX_SECONDS = 2.0
+WEBHOOK_TIMEOUT_SECONDS = 10.0
+SECRET_TOKEN_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 NOT_IMPLEMENTED = "Bad Request: method not implemented in fake"
 CANT_INITIATE = "Forbidden: bot can't initiate conversation with a user"
@@ -229,6 +250,23 @@ class Call:
     result: Any = None
 
 
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One attempt to POST an update to the webhook: the URL it went to, and the HTTP status it got
+    or the connection error (``status`` is None then)."""
+
+    update_id: int
+    url: str
+    at: float
+    status: int | None = None
+    error: str | None = None
+
+    @property
+    def delivered(self) -> bool:
+        """True when the webhook accepted the update (a 2xx answer)."""
+        return self.status is not None and 200 <= self.status < 300
+
+
 class TelegramApiError(Exception):
     """An error answer of the Bot API: ``{"ok": false, "error_code": ..., "description": ...}``."""
 
@@ -252,6 +290,14 @@ class _Fault:
     description: str
     retry_after: int | None
     remaining: int
+
+
+@dataclass
+class _Delay:
+    seconds: float
+    chat_id: int | None
+    remaining: int
+    answer: bool  # True: the call takes effect at once and only its answer is late
 
 
 def _always(_: Any) -> bool:
@@ -423,7 +469,7 @@ def _describe_message(index: int, message: JSON, deleted: set[int]) -> str:
     return line
 
 
-class FakeTelegram:
+class FakeTelegram(LoopbackServer):
     """A fake Telegram Bot API server running in a background thread on 127.0.0.1.
 
     Use it as a context manager (or call :meth:`start` and :meth:`stop`). Point the bot at
@@ -435,7 +481,13 @@ class FakeTelegram:
     private chat (a burst of :attr:`private_burst` is allowed), :attr:`group_per_minute` messages per
     minute to a group and :attr:`global_per_second` messages per second overall. Only methods that
     send a new message count. :attr:`rejected_429` counts the 429s given this way.
+
+    ``webhook_via`` (also settable later, as the attribute) is where the TLS-terminating proxy in front
+    of the bot's webhook listens, e.g. ``"http://127.0.0.1:8080"``: updates for the registered
+    ``https://`` webhook go there, path and query kept. Without it they go to the registered URL.
     """
+
+    label = "FakeTelegram"
 
     def __init__(
         self,
@@ -445,7 +497,9 @@ class FakeTelegram:
         host: str = "127.0.0.1",
         bot_first_name: str = BOT_FIRST_NAME,
         bot_username: str = BOT_USERNAME,
+        webhook_via: str | None = None,
     ) -> None:
+        super().__init__(host)
         self.token = token
         self.bot_id = int(token.split(":", 1)[0])
         self.bot_user: JSON = {
@@ -454,12 +508,15 @@ class FakeTelegram:
             "first_name": bot_first_name,
             "username": bot_username,
         }
-        self.host = host
         self.enforce_limits = enforce_limits
         self.private_per_second = 1.0
         self.private_burst = 3
         self.group_per_minute = 20
         self.global_per_second = 30
+        self.webhook_via = webhook_via
+        self.webhook_retry_first = WEBHOOK_RETRY_FIRST_SECONDS
+        self.webhook_retry_max = WEBHOOK_RETRY_MAX_SECONDS
+        self.webhook_timeout = WEBHOOK_TIMEOUT_SECONDS
 
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -492,12 +549,9 @@ class FakeTelegram:
         }
         self._canonical = {name.lower(): name for name in [*self._handlers, "getUpdates"]}
 
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-        self._startup_error: BaseException | None = None
         self._update_event: asyncio.Event | None = None
+        self._delivery_task: asyncio.Task[None] | None = None
         self._closing = False
 
     def _reset_state(self) -> None:
@@ -517,7 +571,12 @@ class FakeTelegram:
             self._callback_queries: dict[str, bool] = {}
             self._commands: dict[str, list[JSON]] = {}
             self._webhook: JSON = {}
+            self._webhook_deliveries: list[WebhookDelivery] = []
+            self._webhook_retry_at = 0.0
+            self._webhook_delay = self.webhook_retry_first
+            self._webhook_last_error: tuple[int, str] | None = None
             self._faults: dict[str, deque[_Fault]] = {}
+            self._delays: dict[str, list[_Delay]] = {}
             self._private_buckets: dict[int, tuple[float, float]] = {}
             self._group_sends: dict[int, deque[float]] = {}
             self._global_sends: deque[float] = deque()
@@ -527,63 +586,14 @@ class FakeTelegram:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def __enter__(self) -> FakeTelegram:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> FakeTelegram:
-        """Start serving on a free loopback port; returns ``self``."""
-        if self._thread is not None:
-            raise RuntimeError("FakeTelegram is already running")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind((self.host, 0))
-        self._port = sock.getsockname()[1]
+    def _before_start(self) -> None:
         self._closing = False
-        self._startup_error = None
-        ready = threading.Event()
-        self._thread = threading.Thread(
-            target=self._serve, args=(sock, ready), name=f"fake-telegram-{self._port}", daemon=True
-        )
-        self._thread.start()
-        if not ready.wait(15):
-            raise RuntimeError("FakeTelegram did not start within 15 s")
-        if self._startup_error is not None:
-            self._thread.join(5)
-            self._thread = None
-            raise RuntimeError("FakeTelegram failed to start") from self._startup_error
-        return self
 
-    def stop(self) -> None:
-        """End pending long polls, close the server and join its thread. Safe to call twice."""
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None:
-            return
+    def _before_stop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """End pending long polls first, so the bot's getUpdates gets its answer."""
         with self._lock:
             self._closing = True
-        try:
-            loop.call_soon_threadsafe(self._wake_pollers)
-            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=15)
-        except Exception:  # noqa: S110 - stopping must not fail a test's teardown
-            pass
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(15)
-            self._thread = None
-            self._loop = None
-
-    @property
-    def port(self) -> int:
-        """The TCP port the server listens on."""
-        if self._port is None or self._thread is None:
-            raise RuntimeError("FakeTelegram is not running: call start() or use it as a context manager")
-        return self._port
+        loop.call_soon_threadsafe(self._wake_pollers)
 
     @property
     def base_url(self) -> str:
@@ -594,30 +604,6 @@ class FakeTelegram:
         """The full URL of one method, e.g. for raw HTTP requests in tests."""
         return f"{self.base_url}{self.token}/{method}"
 
-    def _serve(self, sock: socket.socket, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._startup(sock))
-        except BaseException as exc:
-            self._startup_error = exc
-            sock.close()
-            loop.close()
-            self._loop = None
-            ready.set()
-            return
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-            for task in pending:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
     async def _startup(self, sock: socket.socket) -> None:
         self._update_event = asyncio.Event()
         app = web.Application(client_max_size=50 * 1024 * 1024)
@@ -626,8 +612,13 @@ class FakeTelegram:
         await runner.setup()
         await web.SockSite(runner, sock).start()
         self._runner = runner
+        self._delivery_task = asyncio.get_running_loop().create_task(self._deliver_webhook())
 
     async def _shutdown(self) -> None:
+        task, self._delivery_task = self._delivery_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -652,6 +643,9 @@ class FakeTelegram:
             params = await self._read_params(request)
             if request.match_info["token"] != self.token:
                 raise TelegramApiError(401, "Unauthorized")
+            delay, late_answer = self._take_delay(method, params)
+            if delay and not late_answer:
+                await asyncio.sleep(delay)
             if method == "getUpdates":
                 with self._lock:
                     self._take_fault(method)
@@ -675,6 +669,8 @@ class FakeTelegram:
             with self._changed:
                 self._record(Call(method, params, arrived, crash.error_code, crash.description))
             return web.json_response(crash.payload(), status=500, dumps=self._dumps)
+        if delay and late_answer:
+            await asyncio.sleep(delay)
         return web.json_response({"ok": True, "result": result}, dumps=self._dumps)
 
     @staticmethod
@@ -709,6 +705,17 @@ class FakeTelegram:
     def _record(self, call: Call) -> None:
         self._calls.append(call)
         self._changed.notify_all()
+
+    def _take_delay(self, method: str, params: JSON) -> tuple[float, bool]:
+        """How long this call is delayed, and whether only its answer is (see :meth:`delay_next`)."""
+        with self._lock:
+            for delay in self._delays.get(method, []):
+                if delay.chat_id is None or delay.chat_id == params.get("chat_id"):
+                    delay.remaining -= 1
+                    if delay.remaining <= 0:
+                        self._delays[method].remove(delay)
+                    return delay.seconds, delay.answer
+        return 0.0, False
 
     def _take_fault(self, method: str) -> None:
         for key in (method, "*"):
@@ -746,6 +753,8 @@ class FakeTelegram:
             with self._changed:
                 if generation != self._poll_generation:
                     raise TelegramApiError(409, GET_UPDATES_CONFLICT)
+                if self._webhook.get("url"):  # set while this poll waited: the webhook gets the updates
+                    raise TelegramApiError(409, WEBHOOK_CONFLICT)
                 batch = copy.deepcopy(self._updates[:limit])
                 if batch or self._closing:
                     if batch:
@@ -771,6 +780,80 @@ class FakeTelegram:
             return
         with contextlib.suppress(RuntimeError):  # the loop is closing
             loop.call_soon_threadsafe(self._wake_pollers)
+
+    # ------------------------------------------------------------------ webhook delivery
+
+    async def _deliver_webhook(self) -> None:
+        """Runs on the server loop: while a webhook is set, POST queued updates to it, oldest first."""
+        async with aiohttp.ClientSession(auto_decompress=False) as session:
+            while not self._closing:
+                event = self._update_event
+                job = self._next_delivery()
+                if isinstance(job, float):
+                    if event is not None:
+                        with contextlib.suppress(asyncio.TimeoutError):
+                            await asyncio.wait_for(event.wait(), job)
+                    else:
+                        await asyncio.sleep(job)
+                    continue
+                update_id, url, body, headers = job
+                status: int | None = None
+                error: str | None = None
+                try:
+                    async with session.post(
+                        url,
+                        data=body,
+                        headers=headers,
+                        timeout=aiohttp.ClientTimeout(total=self.webhook_timeout),
+                        allow_redirects=False,
+                    ) as response:
+                        await response.read()
+                        status = response.status
+                        if not 200 <= status < 300:
+                            error = (
+                                f"Wrong response from the webhook: {status} {response.reason or ''}".strip()
+                            )
+                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                    error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                self._delivered(WebhookDelivery(update_id, url, time.time(), status, error))
+
+    def _next_delivery(self) -> tuple[int, str, bytes, dict[str, str]] | float:
+        """The next update to POST (its id, URL, body and headers), or how long to wait for one."""
+        with self._lock:
+            url = str(self._webhook.get("url") or "")
+            if not url or not self._updates or self._closing:
+                return 0.2
+            wait = self._webhook_retry_at - time.monotonic()
+            if wait > 0:
+                return min(wait, 0.2)
+            update = self._updates[0]
+            headers = {"Content-Type": "application/json"}
+            if self._webhook.get("secret_token"):
+                headers[SECRET_TOKEN_HEADER] = str(self._webhook["secret_token"])
+            body = json.dumps(update, ensure_ascii=False).encode("utf-8")
+            return update["update_id"], self._webhook_target(url), body, headers
+
+    def _webhook_target(self, url: str) -> str:
+        """Where a delivery to the registered URL goes: through ``webhook_via`` when it is set."""
+        if not self.webhook_via:
+            return url
+        parts = urlsplit(url)
+        return self.webhook_via.rstrip("/") + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+    def _delivered(self, attempt: WebhookDelivery) -> None:
+        """Record a delivery attempt: a 2xx takes the update off the queue, anything else delays a retry."""
+        with self._changed:
+            self._webhook_deliveries.append(attempt)
+            if attempt.delivered:
+                self._updates = [u for u in self._updates if u["update_id"] != attempt.update_id]
+                self._delivered_update_id = max(self._delivered_update_id, attempt.update_id)
+                self._webhook_retry_at = 0.0
+                self._webhook_delay = self.webhook_retry_first
+            else:
+                self._webhook_retry_at = time.monotonic() + self._webhook_delay
+                self._webhook_delay = min(self._webhook_delay * 2, self.webhook_retry_max)
+                self._webhook_last_error = (int(attempt.at), attempt.error or "")
+            self._changed.notify_all()
 
     # ------------------------------------------------------------------ state helpers (lock held)
 
@@ -1136,6 +1219,9 @@ class FakeTelegram:
         self._webhook = {key: value for key, value in params.items() if key != "certificate"}
         if params.get("drop_pending_updates"):
             self._updates.clear()
+        self._webhook_retry_at = 0.0
+        self._webhook_delay = self.webhook_retry_first
+        self._wake_pollers()  # runs on the server loop: delivery starts at once
         return True
 
     def _api_get_webhook_info(self, params: JSON) -> JSON:
@@ -1147,6 +1233,8 @@ class FakeTelegram:
         for key in ("max_connections", "allowed_updates", "ip_address"):
             if key in self._webhook:
                 info[key] = self._webhook[key]
+        if info["url"] and self._webhook_last_error is not None:
+            info["last_error_date"], info["last_error_message"] = self._webhook_last_error
         return info
 
     @staticmethod
@@ -1524,9 +1612,14 @@ class FakeTelegram:
         return [copy.deepcopy(c.params) for c in self.calls("answerCallbackQuery")]
 
     def pending_updates(self) -> list[JSON]:
-        """Updates not yet confirmed by the bot (through getUpdates' offset)."""
+        """Updates not yet confirmed by the bot (through getUpdates' offset) nor accepted by its webhook."""
         with self._lock:
             return copy.deepcopy(self._updates)
+
+    def webhook_deliveries(self, update_id: int | None = None) -> list[WebhookDelivery]:
+        """Every attempt to POST an update to the webhook, oldest first (optionally for one update)."""
+        with self._lock:
+            return [d for d in self._webhook_deliveries if update_id is None or d.update_id == update_id]
 
     def wait_for_message(
         self,
@@ -1580,16 +1673,24 @@ class FakeTelegram:
         )
 
     def wait_for_delivery(self, update_id: int | None = None, timeout: float = 30.0) -> None:
-        """Wait until getUpdates has handed out the update (default: the last one queued)."""
+        """Wait until getUpdates has handed out the update, or the webhook has accepted it (default: the
+        last one queued). Webhook delivery is in order, so every earlier update is delivered too."""
         deadline = time.monotonic() + timeout
         with self._changed:
             target = self._next_update_id - 1 if update_id is None else update_id
             while self._delivered_update_id < target:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    webhook = self._webhook.get("url")
+                    how = f"its webhook {webhook} answering" if webhook else "it polling"
+                    last = (
+                        f"; last webhook error: {self._webhook_last_error[1]}"
+                        if (webhook and self._webhook_last_error)
+                        else ""
+                    )
                     raise AssertionError(
                         f"update {target} was not fetched by the bot within {timeout:g} s "
-                        f"(last fetched: {self._delivered_update_id}); is it polling?"
+                        f"(last fetched: {self._delivered_update_id}); is {how}?{last}"
                     )
                 self._changed.wait(remaining)
 
@@ -1642,3 +1743,13 @@ class FakeTelegram:
             self._faults.setdefault(method, deque()).append(
                 _Fault(error_code, description, retry_after, max(times, 1))
             )
+
+    def delay_next(
+        self, method: str, seconds: float, times: int = 1, chat_id: int | None = None, answer: bool = False
+    ) -> None:
+        """Make the next ``times`` calls to ``method`` (for ``chat_id`` only, if given) wait ``seconds``
+        before they are handled, as on a slow network or a busy Telegram: what they send appears in
+        the chat only then, after anything sent meanwhile. With ``answer=True`` the call takes effect
+        at once (the chat shows the message) and only the answer to the bot comes ``seconds`` late."""
+        with self._lock:
+            self._delays.setdefault(method, []).append(_Delay(seconds, chat_id, max(times, 1), answer))

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
@@ -24,7 +29,8 @@ from telegram import (
 from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryAfter
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
-from tests.e2e.fake_telegram import MEDIA_KINDS, FakeTelegram, parse_html
+from scripts.stack import free_port
+from tests.e2e.fake_telegram import MEDIA_KINDS, SECRET_TOKEN_HEADER, FakeTelegram, parse_html
 
 T = TypeVar("T")
 
@@ -291,6 +297,153 @@ def test_webhook_calls_and_get_updates_conflict(fake: FakeTelegram) -> None:
     assert fake.pending_updates() == []
 
 
+@dataclass(frozen=True)
+class Received:
+    """One POST the webhook receiver got."""
+
+    path: str
+    headers: dict[str, str]
+    update: dict[str, Any]
+
+
+class WebhookReceiver:
+    """A plain-http server standing for a bot's webhook: records each POST and answers the given
+    statuses in turn (200 once they run out)."""
+
+    def __init__(self, statuses: Iterable[int] = ()) -> None:
+        self.received: list[Received] = []
+        self.statuses = deque(statuses)
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.received.append(Received(self.path, dict(self.headers.items()), json.loads(body)))
+                self.send_response(receiver.statuses.popleft() if receiver.statuses else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> WebhookReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+def test_webhook_gets_queued_updates_in_order_with_the_secret_token() -> None:
+    with WebhookReceiver() as receiver, FakeTelegram(webhook_via=receiver.base_url) as fake:
+        with pytest.raises(BadRequest, match=r"(?i)https url must be provided"):
+            with_bot(fake, lambda bot: bot.set_webhook(f"{receiver.base_url}/telegram"))
+        for n in range(3):
+            fake.user_sends_text(USER, f"early {n}")  # waits in the queue until a webhook is set
+        assert with_bot(
+            fake,
+            lambda bot: bot.set_webhook("https://bot.example.org/telegram?x=1", secret_token="s3cret_42"),
+        )
+        fake.user_sends_text(USER, "late")
+        fake.wait_for_delivery(timeout=10)
+
+        assert [r.update["message"]["text"] for r in receiver.received] == [
+            "early 0",
+            "early 1",
+            "early 2",
+            "late",
+        ]
+        assert [r.update["update_id"] for r in receiver.received] == [1, 2, 3, 4]
+        assert {r.path for r in receiver.received} == {"/telegram?x=1"}  # via the proxy, path and query kept
+        assert all(r.headers[SECRET_TOKEN_HEADER] == "s3cret_42" for r in receiver.received)
+        assert all(r.headers["Content-Type"] == "application/json" for r in receiver.received)
+        assert [(d.update_id, d.status) for d in fake.webhook_deliveries()] == [(n, 200) for n in range(1, 5)]
+        assert fake.webhook_deliveries()[0].url == f"{receiver.base_url}/telegram?x=1"
+        assert fake.pending_updates() == []
+        update = Update.de_json(receiver.received[-1].update, None)
+        assert update.message is not None and update.message.text == "late"
+
+
+def test_a_refused_webhook_delivery_is_retried_before_later_updates() -> None:
+    with (
+        WebhookReceiver(statuses=[500, 503]) as receiver,
+        FakeTelegram(webhook_via=receiver.base_url) as fake,
+    ):
+        assert with_bot(fake, lambda bot: bot.set_webhook("https://bot.example.org/hook"))
+        fake.user_sends_text(USER, "first")
+        fake.user_sends_text(USER, "second")
+        fake.wait_for_delivery(timeout=10)
+        info = with_bot(fake, lambda bot: bot.get_webhook_info())
+
+        assert [r.update["message"]["text"] for r in receiver.received] == [
+            "first",
+            "first",
+            "first",
+            "second",
+        ]
+        attempts = [(d.update_id, d.status, d.delivered) for d in fake.webhook_deliveries()]
+        assert attempts == [(1, 500, False), (1, 503, False), (1, 200, True), (2, 200, True)]
+        assert info.last_error_message is not None and "503" in info.last_error_message
+        assert info.pending_update_count == 0
+        assert all(SECRET_TOKEN_HEADER not in r.headers for r in receiver.received)  # no secret was set
+
+
+def test_an_unreachable_webhook_keeps_updates_until_they_can_be_fetched() -> None:
+    with FakeTelegram(webhook_via=f"http://127.0.0.1:{free_port()}") as fake:
+        fake.user_sends_text(USER, "are you there")
+        assert with_bot(fake, lambda bot: bot.set_webhook("https://bot.example.org/hook"))
+        deadline = time.monotonic() + 10
+        while len(fake.webhook_deliveries()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+        attempts = fake.webhook_deliveries()
+        assert len(attempts) >= 3  # retried, with a pause that grows
+        assert all(a.status is None and a.error and not a.delivered for a in attempts)
+        assert [u["message"]["text"] for u in fake.pending_updates()] == ["are you there"]
+        with pytest.raises(AssertionError, match=r"is its webhook https://bot\.example\.org/hook answering"):
+            fake.wait_for_delivery(timeout=0.1)
+
+        async def back_to_polling(bot: Bot) -> tuple[Update, ...]:
+            info = await bot.get_webhook_info()
+            assert info.pending_update_count == 1 and info.last_error_message
+            await bot.delete_webhook()
+            return await bot.get_updates(timeout=0)
+
+        updates = with_bot(fake, back_to_polling)
+        assert [u.message.text for u in updates if u.message] == ["are you there"]  # nothing was lost
+
+
+def test_a_webhook_set_during_a_long_poll_ends_it_so_nothing_is_handed_out_twice() -> None:
+    with WebhookReceiver() as receiver, FakeTelegram(webhook_via=receiver.base_url) as fake:
+
+        async def race(bot: Bot) -> object:
+            async with Bot(fake.token, base_url=fake.base_url) as other:
+                poll = asyncio.create_task(bot.get_updates(timeout=20))
+                await asyncio.sleep(0.3)
+                await other.set_webhook("https://bot.example.org/hook")
+                fake.user_sends_text(USER, "only once")
+                results = await asyncio.gather(poll, return_exceptions=True)
+                return results[0]
+
+        assert isinstance(with_bot(fake, race), Conflict)
+        fake.wait_for_delivery(timeout=10)
+        assert [r.update["message"]["text"] for r in receiver.received] == ["only once"]
+
+
 def test_commands_are_stored_per_scope(fake: FakeTelegram) -> None:
     async def action(bot: Bot) -> None:
         assert await bot.set_my_commands([("start", "Start again"), ("help", "What I can do")])
@@ -450,6 +603,43 @@ def test_enforce_limits_answers_429_to_a_burst_to_one_chat(fake: FakeTelegram) -
     assert all(r >= 1 for r in retry_afters)
     time.sleep(1.1)  # the bucket refills at one message per second
     assert with_bot(fake, lambda bot: bot.send_message(USER, "after waiting")).text == "after waiting"
+
+
+def test_delay_next_holds_back_one_chats_send_so_later_ones_overtake_it(fake: FakeTelegram) -> None:
+    fake.start_private_chat(USER)
+    fake.start_private_chat(OTHER_USER)
+    fake.delay_next("sendMessage", 0.5, chat_id=USER)
+
+    async def race(bot: Bot) -> None:
+        slow = asyncio.create_task(bot.send_message(USER, "slow"))
+        await asyncio.sleep(0.1)
+        await bot.send_message(OTHER_USER, "not delayed: another chat")
+        await bot.send_message(USER, "overtakes")
+        await slow
+
+    started = time.monotonic()
+    with_bot(fake, race)
+    assert time.monotonic() - started >= 0.5
+    assert [m["text"] for m in fake.messages(USER)] == ["overtakes", "slow"]
+    assert [m["text"] for m in fake.messages(OTHER_USER)] == ["not delayed: another chat"]
+
+
+def test_delay_next_answer_shows_the_message_before_the_bot_hears_back(fake: FakeTelegram) -> None:
+    fake.start_private_chat(USER)
+    fake.delay_next("sendMessage", 0.5, chat_id=USER, answer=True)
+
+    async def send(bot: Bot) -> tuple[list[str], float]:
+        started = time.monotonic()
+        sending = asyncio.create_task(bot.send_message(USER, "on its way"))
+        await asyncio.sleep(0.2)
+        shown = [m["text"] for m in fake.messages(USER)]  # the chat has it, the bot doesn't know yet
+        assert not sending.done()
+        await sending
+        return shown, time.monotonic() - started
+
+    shown, took = with_bot(fake, send)
+    assert shown == ["on its way"]
+    assert took >= 0.5
 
 
 def test_unknown_method_and_wrong_token_over_raw_http(fake: FakeTelegram) -> None:

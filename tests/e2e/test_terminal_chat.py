@@ -12,6 +12,7 @@ from scripts.stack import APP_PYTHON, ROOT, free_port
 from tests.e2e.conftest import Assistant
 
 KEY = "k" * 64
+TRANSCRIPT_KEY = "ZTJlLXRyYW5zY3JpcHQta2V5LWZvci10ZXN0cy0zMmI="
 
 
 def chat(rasa_url: str, typed: str, database: Path) -> str:
@@ -19,8 +20,10 @@ def chat(rasa_url: str, typed: str, database: Path) -> str:
         **os.environ,
         "RASA_URL": rasa_url,
         "PSEUDONYM_KEY": KEY,
+        "TRANSCRIPT_KEYS": TRANSCRIPT_KEY,
         "TELEGRAM_BOT_TOKEN": "",
         "DATABASE_URL": f"sqlite:///{database}",
+        "TRACKER_STORE_URL": f"sqlite:///{database.parent / 'trackers.db'}",
     }
     done = subprocess.run(
         [str(APP_PYTHON), "-m", "bot"],
@@ -37,10 +40,11 @@ def chat(rasa_url: str, typed: str, database: Path) -> str:
 
 @pytest.mark.e2e
 def test_the_terminal_chat_talks_to_the_running_assistant(assistant: Assistant, tmp_path: Path) -> None:
-    out = chat(assistant.rasa_url, "hi\n2\n/quit\n", tmp_path / "signpost.db")
+    out = chat(assistant.rasa_url, "hi\n3\n/quit\n", tmp_path / "signpost.db")
     assert "0800 1111" in out
     assert "[1] I work with young people" in out
-    assert "[2] Yes, I can talk" in out
+    assert "[2] Leave quickly" in out  # quick exit is on the first screen
+    assert "[3] Yes, I can talk" in out
     assert "Tell me what's going on" in out
 
 

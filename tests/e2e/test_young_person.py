@@ -78,7 +78,7 @@ def test_asking_for_a_person_twice_opens_one_normal_case(assistant: Assistant) -
 def test_leaving_quickly_ends_with_a_neutral_word(assistant: Assistant) -> None:
     sender = new_sender()
     assistant.say(sender, "hi")
-    assert texts(assistant.say(sender, "/quick_exit")) == "Goodbye."
+    assert texts(assistant.say(sender, "/quick_exit")) == "Bye for now."
     # Coming back starts a new conversation, with the crisis numbers first.
     back = texts(assistant.say(sender, "hello"))
     assert "999" in back and "0800 1111" in back
