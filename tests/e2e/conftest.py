@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ class Assistant:
 
     rasa_url: str
     database_url: str
+    tracker_store_url: str
 
     def say(self, sender: str, message: str) -> list[dict]:
         response = httpx.post(
@@ -41,9 +43,20 @@ def new_sender() -> str:
     return uuid.uuid4().hex
 
 
+# Telegram chat ids of young people in the E2E tests. One counter for the whole run: every adapter
+# test talks to the same session-wide Rasa, whose trackers are keyed by the pseudonym of the chat id,
+# so a chat id used twice would carry one test's conversation (e.g. a handover) into another's.
+_chat_ids = itertools.count(50_001)
+
+
+def new_person() -> int:
+    """A Telegram chat id no other test in this run has used."""
+    return next(_chat_ids)
+
+
 @pytest.fixture(scope="session")
 def assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assistant]:
     if not MODEL.exists() or not RASA.exists():
         pytest.skip("no trained model or Rasa environment: run `make train` (make test does)")
     with running_stack(tmp_path_factory.mktemp("assistant")) as stack:
-        yield Assistant(stack.rasa_url, stack.database_url)
+        yield Assistant(stack.rasa_url, stack.database_url, stack.tracker_store_url)

@@ -3,7 +3,6 @@ against a local fake Telegram Bot API (tests/e2e/fake_telegram.py)."""
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -13,9 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select, text
 
+from actions.db import sessionmaker_for
+from actions.models import Base
+from bot.pseudonym import pseudonym
 from scripts.stack import free_port, running_adapter
-from tests.e2e.conftest import Assistant
+from tests.e2e.conftest import Assistant, new_person
 from tests.e2e.fake_telegram import FakeTelegram
 
 pytestmark = pytest.mark.e2e
@@ -24,19 +27,21 @@ GROUP = -1001234567890
 MODERATOR = 6001
 STRANGER = 6999
 KEY = "e2e-" + "k" * 60
-_people = itertools.count(50_001)
+TRANSCRIPT_KEY = "ZTJlLXRyYW5zY3JpcHQta2V5LWZvci10ZXN0cy0zMmI="
 CRISIS = ("999", "0800 1111", "85258", "116 123")
 
 
-def adapter_env(fake: FakeTelegram, rasa_url: str, database_url: str) -> dict[str, str]:
+def adapter_env(fake: FakeTelegram, assistant: Assistant) -> dict[str, str]:
     return {
         "TELEGRAM_BOT_TOKEN": fake.token,
         "TELEGRAM_BASE_URL": fake.base_url,
         "MODERATOR_CHAT_ID": str(GROUP),
         "MODERATOR_USER_IDS": str(MODERATOR),
-        "RASA_URL": rasa_url,
-        "DATABASE_URL": database_url,
+        "RASA_URL": assistant.rasa_url,
+        "DATABASE_URL": assistant.database_url,
+        "TRACKER_STORE_URL": assistant.tracker_store_url,
         "PSEUDONYM_KEY": KEY,
+        "TRANSCRIPT_KEYS": TRANSCRIPT_KEY,
         "HANDOVER_WAIT_SECONDS": "3600",
     }
 
@@ -66,7 +71,7 @@ def telegram(assistant: Assistant, tmp_path_factory: pytest.TempPathFactory) -> 
     with FakeTelegram() as fake:
         fake.add_group(GROUP, "Signpost moderators")
         fake.start_private_chat(MODERATOR)
-        env = adapter_env(fake, assistant.rasa_url, assistant.database_url)
+        env = adapter_env(fake, assistant)
         running = Telegram(fake, env, tmp_path_factory.mktemp("adapter"), ExitStack())
         running.start()
         try:
@@ -104,7 +109,7 @@ def claim(fake: FakeTelegram, card: dict[str, Any]) -> int:
 
 
 def test_a_disclosure_gets_advice(telegram: Telegram) -> None:
-    person = next(_people)
+    person = new_person()
     reply = say(
         telegram.fake,
         person,
@@ -116,7 +121,7 @@ def test_a_disclosure_gets_advice(telegram: Telegram) -> None:
 
 
 def test_a_request_for_a_person_opens_a_case_card(telegram: Telegram) -> None:
-    card = open_case(telegram.fake, next(_people))
+    card = open_case(telegram.fake, new_person())
     assert "NORMAL" in card["text"] and "asked for a person" in card["text"]
     assert "can i talk to a real person please" in card["text"]
     buttons = [b["callback_data"] for row in card["reply_markup"]["inline_keyboard"] for b in row]
@@ -125,7 +130,7 @@ def test_a_request_for_a_person_opens_a_case_card(telegram: Telegram) -> None:
 
 def test_someone_not_on_the_moderator_list_cannot_claim(telegram: Telegram) -> None:
     fake = telegram.fake
-    card = open_case(fake, next(_people))
+    card = open_case(fake, new_person())
     fake.user_presses(STRANGER, card, f"case:claim:{number_of(card)}")
     fake.wait_for_call(
         "answerCallbackQuery", lambda c: "Only Signpost moderators" in c.params.get("text", "")
@@ -135,7 +140,7 @@ def test_someone_not_on_the_moderator_list_cannot_claim(telegram: Telegram) -> N
 
 
 def test_moderator_claims_and_the_conversation_runs_through_their_private_chat(telegram: Telegram) -> None:
-    fake, person = telegram.fake, next(_people)
+    fake, person = telegram.fake, new_person()
     number = claim(fake, open_case(fake, person))
     fake.wait_for_message(person, lambda m: "has joined" in m["text"])
     fake.wait_for_message(
@@ -164,7 +169,7 @@ def test_moderator_claims_and_the_conversation_runs_through_their_private_chat(t
 
 
 def test_a_photo_is_deleted_and_never_reaches_the_moderator(telegram: Telegram) -> None:
-    fake, person = telegram.fake, next(_people)
+    fake, person = telegram.fake, new_person()
     number = claim(fake, open_case(fake, person))
     photo = fake.user_sends_photo(person)
     fake.wait_for_message(person, lambda m: "deleted what you sent" in m["text"])
@@ -178,7 +183,7 @@ def test_a_photo_is_deleted_and_never_reaches_the_moderator(telegram: Telegram) 
 
 
 def test_close_returns_the_young_person_to_the_bot(telegram: Telegram) -> None:
-    fake, person = telegram.fake, next(_people)
+    fake, person = telegram.fake, new_person()
     number = claim(fake, open_case(fake, person))
     fake.user_sends_text(MODERATOR, f"/close {number}")
     fake.wait_for_message(MODERATOR, lambda m: m["text"] == f"Case #{number} is closed.")
@@ -190,7 +195,7 @@ def test_close_returns_the_young_person_to_the_bot(telegram: Telegram) -> None:
 
 
 def test_a_risk_message_opens_an_urgent_case_at_once(telegram: Telegram) -> None:
-    fake, person = telegram.fake, next(_people)
+    fake, person = telegram.fake, new_person()
     seen = len(fake.messages(GROUP))
     reply = say(fake, person, "i'm going to kill myself tonight", expect="116 123")
     assert "999" in reply["text"]
@@ -199,7 +204,7 @@ def test_a_risk_message_opens_an_urgent_case_at_once(telegram: Telegram) -> None
 
 
 def test_a_restart_of_the_adapter_keeps_the_claimed_case(telegram: Telegram) -> None:
-    fake, person = telegram.fake, next(_people)
+    fake, person = telegram.fake, new_person()
     number = claim(fake, open_case(fake, person))
     telegram.restart()
     fake.user_sends_text(person, "are you still there")
@@ -214,9 +219,10 @@ def test_rasa_down_still_gives_the_crisis_numbers(assistant: Assistant, tmp_path
     with FakeTelegram() as fake, ExitStack() as stack:
         fake.add_group(GROUP, "Signpost moderators")
         nowhere = f"http://127.0.0.1:{free_port()}"
-        running = Telegram(fake, adapter_env(fake, nowhere, assistant.database_url), tmp_path, stack)
+        env = {**adapter_env(fake, assistant), "RASA_URL": nowhere}
+        running = Telegram(fake, env, tmp_path, stack)
         running.start()
-        person = next(_people)
+        person = new_person()
         reply = say(fake, person, "please help me")
         for number in CRISIS:
             assert number in reply["text"]
@@ -240,12 +246,12 @@ def post_when_listening(url: str, update: dict[str, Any], secret: str) -> httpx.
 def test_in_webhook_mode_telegram_posts_updates_and_strangers_are_refused(
     assistant: Assistant, tmp_path: Path
 ) -> None:
-    port, secret, person = free_port(), "w" * 32, next(_people)
+    port, secret, person = free_port(), "w" * 32, new_person()
     with FakeTelegram() as fake, ExitStack() as stack:
         fake.add_group(GROUP, "Signpost moderators")
         fake.start_private_chat(person)
         env = {
-            **adapter_env(fake, assistant.rasa_url, assistant.database_url),
+            **adapter_env(fake, assistant),
             "WEBHOOK_URL": "https://signpost.test/telegram",  # the public URL; a TLS proxy forwards to us
             "WEBHOOK_SECRET": secret,
             "WEBHOOK_PORT": str(port),
@@ -268,3 +274,41 @@ def test_in_webhook_mode_telegram_posts_updates_and_strangers_are_refused(
         assert post_when_listening(url, update, "wrong").status_code == 403
         assert post_when_listening(url, update, secret).status_code == 200
         fake.wait_for_message(person, lambda m: "116 123" in m["text"])
+
+
+def test_exit_clears_the_chat_and_leaves_a_neutral_message(telegram: Telegram) -> None:
+    fake, person = telegram.fake, new_person()
+    mine = [fake.user_sends_text(person, "my ex is sharing pictures of me")["message_id"]]
+    fake.wait_for_message(person, lambda m: "Leave quickly" in str(m.get("reply_markup", "")))
+    mine.append(fake.user_sends_text(person, "/exit")["message_id"])
+    fake.wait_for_message(person, lambda m: m["text"] == "Bye for now.")
+    time.sleep(1)  # nothing else may arrive after the neutral message
+    visible = fake.visible_messages(person)
+    assert [m["text"] for m in visible] == ["Bye for now."]
+    assert set(mine) <= fake.deleted(person)
+
+
+def tracker_rows(assistant: Assistant) -> list[tuple[str, str]]:
+    """Every (sender_id, event data) in the real Rasa's SQL tracker store."""
+    with sessionmaker_for(assistant.tracker_store_url).begin() as tracker:
+        return [(s, d) for s, d in tracker.execute(text("SELECT sender_id, data FROM events"))]
+
+
+def test_forget_me_deletes_the_conversation_case_and_chat(telegram: Telegram, assistant: Assistant) -> None:
+    fake, person = telegram.fake, 8_675_309_123  # a distinctive Telegram id to search for
+    ref = pseudonym(KEY.encode(), person)
+    number = number_of(open_case(fake, person))
+    assert any(sender == ref for sender, _ in tracker_rows(assistant))  # Rasa keeps it under the pseudonym
+    assert not any(str(person) in f"{sender} {data}" for sender, data in tracker_rows(assistant))
+
+    question = say(fake, person, "/forget", expect="can't be undone")
+    fake.user_presses(person, question, "forget:yes")
+    done = fake.wait_for_message(person, lambda m: m["text"].startswith("Done."))
+    assert "chats with our team (1)" in done["text"]
+    fake.wait_for_message(GROUP, lambda m: f"Case #{number} is gone" in m["text"])
+    assert [m["text"] for m in fake.visible_messages(person)] == [done["text"]]
+    assert not any(sender == ref for sender, _ in tracker_rows(assistant))
+    with sessionmaker_for(assistant.database_url).begin() as session:
+        for table in Base.metadata.sorted_tables:
+            for row in session.execute(select(table)):
+                assert ref not in str(tuple(row)) and str(person) not in str(tuple(row))
