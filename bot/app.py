@@ -14,6 +14,7 @@ from telegram.ext import (
     AIORateLimiter,
     Application,
     ApplicationBuilder,
+    ApplicationHandlerStop,
     BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
@@ -89,6 +90,12 @@ def handlers(settings: Settings) -> list[BaseHandler[Update, ContextTypes.DEFAUL
     ]
 
 
+async def once_only(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """An update Telegram delivers again (it never heard our first answer) is not acted on twice."""
+    if not relay_of(context).first_delivery(update.update_id):
+        raise ApplicationHandlerStop
+
+
 async def on_ignored(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Updates that are not for the bot: noted at DEBUG, nothing else."""
     kind = next((k for k, v in update.to_dict().items() if k != "update_id" and v), "unknown")
@@ -147,6 +154,8 @@ def build_application(
         settings, rasa, TelegramOutbox(application.bot), sessionmaker_for(settings.database_url), clock
     )
     application.bot_data[RELAY] = relay
+    # Group -1 runs before the handlers, in every instance, and stops an update seen before.
+    application.add_handler(TypeHandler(Update, once_only), group=-1)
     application.add_handlers(handlers(settings))
     application.add_error_handler(on_error)
     if application.job_queue is not None:

@@ -9,6 +9,7 @@ this file is the moderators' side.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -122,9 +123,18 @@ def claimed_intro(case: CaseView, lines: Sequence[tuple[str, str]]) -> Say:
     )
 
 
+FROM_USER = re.compile(r"#(\d{1,9}) › ")
+
+
 def from_user(number: int, text: str) -> Say:
     """Return a young person's message as it appears in the moderator's private chat."""
     return Say(f"#{number} › {text}")
+
+
+def case_of_line(text: str) -> int | None:
+    """Return the case number a line made by from_user starts with, or None."""
+    found = FROM_USER.match(text)
+    return int(found.group(1)) if found else None
 
 
 def media_notice(kind: str, deleted: bool) -> str:

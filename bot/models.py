@@ -119,6 +119,19 @@ class ChatTrail(Base):
     at: Mapped[dt.datetime] = mapped_column(TIMESTAMP, index=True)
 
 
+class HandledUpdate(Base):
+    """A Telegram update an adapter instance has taken: its id and when (nothing of what it carried).
+
+    Telegram delivers an update again when it never heard the answer to the first delivery; whichever
+    instance gets it then finds it here and leaves it. Kept for 24 hours, as long as Telegram keeps one.
+    """
+
+    __tablename__ = "handled_update"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[dt.datetime] = mapped_column(TIMESTAMP, index=True)
+
+
 class UserBlock(Base):
     """A moderator stopped a person's messages reaching the bot and moderators, until a time."""
 

@@ -25,11 +25,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.crypto import Cipher, new_key
 from bot.escalation import UK_TIME
-from bot.models import CaseMessage, ChatTrail, HandoverCase, ModeratorAction, RelayMessage, UserBlock
+from bot.models import (
+    CaseMessage,
+    ChatTrail,
+    HandledUpdate,
+    HandoverCase,
+    ModeratorAction,
+    RelayMessage,
+    UserBlock,
+)
 
 # The Bot API deletes a message only within 48 hours of sending, so the trail keeps ids that long.
 TRAIL_KEEP = dt.timedelta(hours=48)
 BLOCK_FOR = dt.timedelta(days=30)
+# Telegram keeps an update it could not deliver for 24 hours, so a second delivery comes within that.
+UPDATE_KEEP = dt.timedelta(hours=24)
 
 # Rasa's SQL tracker store table (rasa.core.tracker_store.SQLTrackerStore.SQLEvent): the columns used here.
 _rasa = MetaData()
@@ -65,6 +75,15 @@ def trail(session: Session, user_ref: str, now: dt.datetime) -> list[int]:
 def clear_trail(session: Session, user_ref: str) -> int:
     """Forget every message id of a person's chat; return how many."""
     return _deleted(session.execute(delete(ChatTrail).where(ChatTrail.user_ref == user_ref)))
+
+
+# ---------------------------------------------------------------- updates taken
+
+
+def note_update(session: Session, update_id: int, now: dt.datetime) -> None:
+    """Note that an update was taken; the flush fails (IntegrityError) if any instance took it before."""
+    session.add(HandledUpdate(update_id=update_id, at=now))
+    session.flush()
 
 
 # ---------------------------------------------------------------- audit trail
@@ -194,13 +213,14 @@ class Purged:
     trail: int = 0
     blocks: int = 0
     audit: int = 0
+    updates: int = 0
     conversations: int = 0
     tracker_events: int = 0
 
     def __str__(self) -> str:
         return (
             f"closed cases {self.cases}, quick-exit trail {self.trail}, ended blocks {self.blocks}, "
-            f"audit entries {self.audit}, Rasa conversations {self.conversations} "
+            f"audit entries {self.audit}, update ids {self.updates}, Rasa conversations {self.conversations} "
             f"({self.tracker_events} events)"
         )
 
@@ -208,7 +228,8 @@ class Purged:
 def purge(
     session: Session, now: dt.datetime, retention: dt.timedelta, audit_retention: dt.timedelta
 ) -> Purged:
-    """Delete what our database keeps past its time: closed cases, trail ids, ended blocks, old audit."""
+    """Delete what our database keeps past its time: closed cases, trail ids, ended blocks, old audit
+    entries and update ids."""
     old = (HandoverCase.state == "closed") & (HandoverCase.closed_at <= now - retention)
     ended = or_(UserBlock.lifted_at.is_not(None), UserBlock.until <= now)
     return Purged(
@@ -219,6 +240,7 @@ def purge(
         audit=_deleted(
             session.execute(delete(ModeratorAction).where(ModeratorAction.at <= now - audit_retention))
         ),
+        updates=_deleted(session.execute(delete(HandledUpdate).where(HandledUpdate.at <= now - UPDATE_KEEP))),
     )
 
 

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from actions.db import sessionmaker_for
@@ -110,6 +110,14 @@ class Moderator:
     name: str
 
 
+@dataclass(frozen=True)
+class Quoted:
+    """The message a moderator replied to: its id, and the case a relayed line of ours names (#n ›)."""
+
+    message_id: int
+    case_number: int | None = None
+
+
 @dataclass
 class _Pending:
     """Messages Rasa hasn't answered yet, kept in order and retried with backoff."""
@@ -196,6 +204,21 @@ class Relay:
         self.board = CardBoard(
             outbox, settings.moderator_chat_id, sessions, self.cipher, clock, settings.telegram_rate_limit
         )
+
+    # ---------------------------------------------------------------- updates
+
+    def first_delivery(self, update_id: int) -> bool:
+        """False if this update was taken before, by any instance: Telegram sent it again."""
+        now = self.clock()
+        try:
+            with self.sessions.begin() as session:
+                privacy.note_update(session, update_id, now)
+        except IntegrityError:
+            logger.info("update %d came again; it was handled already", update_id)
+            return False
+        except SQLAlchemyError as exc:  # never lose a message for want of this check
+            logger.error("database unavailable: %s; update handled unchecked", type(exc).__name__)
+        return True
 
     # ---------------------------------------------------------------- people
 
@@ -655,7 +678,7 @@ class Relay:
         except RasaUnavailableError:
             logger.warning("could not start a new Rasa session after a handover")
 
-    async def moderator_text(self, moderator: Moderator, text: str, replied_to: int | None) -> str | None:
+    async def moderator_text(self, moderator: Moderator, text: str, replied_to: Quoted | None) -> str | None:
         """A moderator wrote in their private chat: it reaches the young person of the case it is for."""
         if not self._authorised(moderator, "reply"):
             return cards.NOT_A_MODERATOR
@@ -678,7 +701,7 @@ class Relay:
         self._audit(moderator, "reply", case.number)
         return None
 
-    async def moderator_note(self, moderator: Moderator, text: str, replied_to: int | None) -> str:
+    async def moderator_note(self, moderator: Moderator, text: str, replied_to: Quoted | None) -> str:
         """A moderator adds a private note to the case (the young person never sees it)."""
         if not self._authorised(moderator, "note"):
             return cards.NOT_A_MODERATOR
@@ -693,7 +716,9 @@ class Relay:
         self._audit(moderator, "note", case.number)
         return f"Note added to case #{case.number}. The young person doesn't see notes."
 
-    async def moderator_close(self, moderator: Moderator, number: int | None, replied_to: int | None) -> str:
+    async def moderator_close(
+        self, moderator: Moderator, number: int | None, replied_to: Quoted | None
+    ) -> str:
         """`/close [number]` in a moderator's private chat."""
         if not self._authorised(moderator, "close"):
             return cards.NOT_A_MODERATOR
@@ -702,7 +727,7 @@ class Relay:
             return number_or_answer
         return await self.close(moderator, number_or_answer)
 
-    def _case_number(self, moderator: Moderator, number: int | None, replied_to: int | None) -> int | str:
+    def _case_number(self, moderator: Moderator, number: int | None, replied_to: Quoted | None) -> int | str:
         """Return the case a command means (named, replied to, or the only one held), or why it can't."""
         if number is not None:
             return number
@@ -722,7 +747,7 @@ class Relay:
         self._audit(Moderator(user_id, ""), "queue", detail=f"{len(open_cases)} open")
         return cards.queue_text(open_cases, self.clock())
 
-    async def block(self, moderator: Moderator, number: int | None, replied_to: int | None) -> str:
+    async def block(self, moderator: Moderator, number: int | None, replied_to: Quoted | None) -> str:
         """`/block [number]`: the case's person can't reach the bot or moderators for a while; it closes."""
         if not self._authorised(moderator, "block"):
             return cards.NOT_A_MODERATOR
@@ -807,12 +832,16 @@ class Relay:
         now = self.clock()
         self._db(lambda s: privacy.audit(s, moderator.user_id, action, now, number, detail))
 
-    def _target(self, moderator: Moderator, replied_to: int | None) -> cases.CaseView:
+    def _target(self, moderator: Moderator, replied_to: Quoted | None) -> cases.CaseView:
         def find(session: Session) -> cases.CaseView:
             held = cases.held_by(session, moderator.user_id)
             replied = None
             if replied_to is not None:
-                replied = cases.case_for_relay(session, moderator.user_id, replied_to)
+                replied = cases.case_for_relay(session, moderator.user_id, replied_to.message_id)
+                # A line answered at once may not be linked yet (Telegram's answer to our send is still on
+                # its way, or another instance sent it): its number then says the case; pick_case checks
+                # that the moderator holds it.
+                replied = replied or replied_to.case_number
                 if replied is None:
                     raise TargetError("That message isn't from a case. Nothing was sent.")
             number = pick_case(held, replied)

@@ -9,7 +9,7 @@ from telegram.ext import ContextTypes
 
 from bot import cards
 from bot.handlers import relay_of
-from bot.relay import Moderator
+from bot.relay import Moderator, Quoted
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +25,14 @@ def _moderator(update: Update) -> Moderator | None:
     return Moderator(user.id, user.first_name or "a moderator") if user else None
 
 
-def _replied_to(update: Update) -> int | None:
+def _replied_to(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Quoted | None:
+    """The message replied to; the case it names is read only from a line the bot itself sent."""
     message = update.effective_message
     reply = message.reply_to_message if message else None
-    return reply.message_id if reply else None
+    if reply is None:
+        return None
+    ours = reply.from_user is not None and reply.from_user.id == context.bot.id
+    return Quoted(reply.message_id, cards.case_of_line(reply.text or "") if ours else None)
 
 
 async def _answer(update: Update, text: str | None) -> None:
@@ -56,7 +60,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await _answer(update, COMMANDS_HELP)
         return
     await _answer(
-        update, await relay_of(context).moderator_text(moderator, message.text, _replied_to(update))
+        update, await relay_of(context).moderator_text(moderator, message.text, _replied_to(update, context))
     )
 
 
@@ -79,7 +83,9 @@ async def on_note(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     moderator = _moderator(update)
     if moderator is not None:
         text = " ".join(context.args or [])
-        await _answer(update, await relay_of(context).moderator_note(moderator, text, _replied_to(update)))
+        await _answer(
+            update, await relay_of(context).moderator_note(moderator, text, _replied_to(update, context))
+        )
 
 
 def _number(args: list[str] | None) -> int | None:
@@ -92,7 +98,9 @@ async def on_close(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     moderator = _moderator(update)
     if moderator is not None:
         number = _number(context.args)
-        await _answer(update, await relay_of(context).moderator_close(moderator, number, _replied_to(update)))
+        await _answer(
+            update, await relay_of(context).moderator_close(moderator, number, _replied_to(update, context))
+        )
 
 
 async def on_claim(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -119,7 +127,7 @@ async def on_block(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     moderator = _moderator(update)
     if moderator is not None:
         number = _number(context.args)
-        await _answer(update, await relay_of(context).block(moderator, number, _replied_to(update)))
+        await _answer(update, await relay_of(context).block(moderator, number, _replied_to(update, context)))
 
 
 async def on_unblock(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

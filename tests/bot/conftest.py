@@ -265,18 +265,26 @@ class Harness:
         await self.app.process_update(Update.de_json({"update_id": next(_updates), **update}, self.app.bot))
 
     async def text(
-        self, user_id: int, text: str, chat_id: int | None = None, reply_to: int | None = None
+        self,
+        user_id: int,
+        text: str,
+        chat_id: int | None = None,
+        reply_to: int | None = None,
+        quoting: str = "…",
+        quoted_from: int | None = None,
     ) -> int:
-        """Feed a text message; return its message id."""
+        """Feed a text message (a reply to message `reply_to`, which says `quoting` and was sent by the
+        bot or by `quoted_from`); return its message id."""
         content: dict[str, Any] = {"text": text}
         if reply_to is not None:
             chat = chat_id if chat_id is not None else user_id
+            author = _user(quoted_from) if quoted_from is not None else None
             content["reply_to_message"] = {
                 "message_id": reply_to,
                 "date": 1_700_000_000,
                 "chat": _chat(chat),
-                "from": {"id": BOT_ID, "is_bot": True, "first_name": "Signpost"},
-                "text": "…",
+                "from": author or {"id": BOT_ID, "is_bot": True, "first_name": "Signpost"},
+                "text": quoting,
             }
         sent = message(user_id, chat_id, **content)
         await self.feed({"message": sent})

@@ -174,6 +174,26 @@ async def test_a_reply_picks_the_case_when_a_moderator_holds_two(harness) -> Non
     assert "Signpost team: yes" not in h.request.texts(PERSON)
 
 
+async def test_a_reply_to_a_line_not_linked_yet_reaches_the_person_of_the_case_it_names(harness) -> None:
+    h = await opened(harness)
+    number = case_number(h)
+    await h.text(MODERATOR, f"/claim {number}")
+    # The moderator answers a relayed line whose link is not saved yet (another instance sent it, or
+    # Telegram's answer to the send is slow): the number at the start of the line says the case.
+    unlinked, line = 987_654, f"#{number} › are you there"
+    await h.text(MODERATOR, "yes, I'm here", reply_to=unlinked, quoting=line)
+    assert h.request.texts(PERSON).endswith("Signpost team: yes, I'm here")
+
+    # Only the bot's own lines count, and only for a case the moderator holds.
+    await h.text(MODERATOR, "from my own message", reply_to=unlinked + 1, quoting=line, quoted_from=MODERATOR)
+    await h.text(MODERATOR, "to a case i don't hold", reply_to=unlinked + 2, quoting=f"#{number + 1} › hi")
+    assert "from my own message" not in h.request.texts(PERSON)
+    assert "to a case i don't hold" not in h.request.texts(PERSON)
+    told = h.request.texts(MODERATOR)
+    assert "That message isn't from a case. Nothing was sent." in told
+    assert "That message belongs to a case you don't hold now. Nothing was sent." in told
+
+
 def _message_id_of(h: Any, chat_id: int, text: str) -> int:
     """Return the id the fake gave to a message the bot sent (ids follow the order of sendMessage calls)."""
     ids = iter(range(100, 100_000))

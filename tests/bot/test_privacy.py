@@ -15,7 +15,7 @@ from actions.db import sessionmaker_for
 from actions.models import Base
 from bot import privacy
 from bot.crypto import UNREADABLE, Cipher, new_key
-from bot.models import CaseMessage, ChatTrail, HandoverCase, ModeratorAction, UserBlock
+from bot.models import CaseMessage, ChatTrail, HandledUpdate, HandoverCase, ModeratorAction, UserBlock
 from bot.pseudonym import pseudonym
 from bot.responses import response_text
 from scripts.stack import APP_PYTHON, ROOT
@@ -177,6 +177,7 @@ async def test_the_retention_purge_deletes_what_is_older_and_keeps_the_rest(harn
     add_events(trackers_url, "active", 5, start + dt.timedelta(days=29))
     database = h.relay.settings.database_url
     assert len(rows(database, ChatTrail)) > 0
+    assert len(rows(database, HandledUpdate)) > 0
 
     clock.advance(days=29, hours=1)
     purged = await h.relay.purge()
@@ -187,6 +188,7 @@ async def test_the_retention_purge_deletes_what_is_older_and_keeps_the_rest(harn
     assert all(m.case_id == left[0].id for m in rows(database, CaseMessage))
     assert senders(trackers_url) == {"active": 5}
     assert rows(database, ChatTrail) == []  # older than the 48 hours Telegram allows deletes for
+    assert rows(database, HandledUpdate) == []  # older than the day Telegram keeps an update
     assert [a.action for a in rows(database, ModeratorAction)] == ["close"]  # the audit trail lasts longer
     clock.advance(days=366)
     await h.relay.purge()

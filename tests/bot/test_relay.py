@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from telegram import Update
 
 from bot.pseudonym import pseudonym
 from bot.responses import response_text
@@ -32,6 +33,15 @@ async def test_text_goes_to_rasa_under_a_pseudonym_and_the_reply_comes_back(harn
     assert str(PERSON) not in h.rasa.received[0]["sender"]
     assert h.request.texts(PERSON) == "echo: someone is threatening me"
     assert "sendChatAction" in h.request.methods()  # "typing…" while Rasa thinks
+
+
+async def test_an_update_telegram_delivers_twice_is_acted_on_once(harness) -> None:
+    h = await harness()
+    again = {"update_id": 990_001, "message": message(PERSON, text="are you there")}
+    await h.app.process_update(Update.de_json(again, h.app.bot))
+    await h.app.process_update(Update.de_json(again, h.app.bot))  # its first answer never reached Telegram
+    assert h.rasa.messages() == ["are you there"]
+    assert h.request.texts(PERSON) == "echo: are you there"
 
 
 async def test_rasa_buttons_become_an_inline_keyboard_and_a_press_sends_the_payload(harness) -> None:

@@ -7,9 +7,10 @@ shared state in the database both instances use: a fresh SQLite file, or a schem
 PostgreSQL when TEST_DATABASE_URL is set. Rasa and the action server are the real ones (the session's
 `assistant`; Rasa keeps its SQLite tracker store either way, as only the adapters are scaled out here).
 
-The handover and fail-over tests pass. Three tests marked xfail(strict=True) show defects of the adapter
-in webhook mode, the first two particular to several instances (OUT_OF_ORDER, LINKED_LATE, REDELIVERED):
-they fail for that reason now, and fail the run once it is fixed, so the marker is taken off then.
+A moderator answering a line at once, before its relay link is saved, and an update Telegram delivers
+a second time are handled (the link's case number in the line; bot/app.py `once_only`). One test marked
+xfail(strict=True) shows a defect particular to several instances (OUT_OF_ORDER): it fails for that
+reason now, and fails the run once it is fixed, so the marker is taken off then.
 """
 
 from __future__ import annotations
@@ -295,19 +296,10 @@ def test_two_instances_share_a_handover_without_duplicates_or_losses(scaled: Sca
     assert set(answered_by) == set(proxy.upstreams), f"only {dict(answered_by)} took updates"
 
 
-# Known defects of the adapter when scaled out, shown by the tests below (strict: they must fail until fixed).
+# A known defect of the adapter when scaled out, shown by the test below (strict: it must fail until fixed).
 OUT_OF_ORDER = (
     "bot/relay.py keeps a person's messages in order with an in-process asyncio.Lock (Relay._lock), so two "
     "instances relay one person's burst concurrently; Telegram's update_id order is not kept across instances"
-)
-LINKED_LATE = (
-    "bot/relay.py Relay._to_moderator records which case a relayed message belongs to (cases.link_relay) "
-    "only after Telegram has answered the send; a reply to it handled before that (by the other instance, "
-    "or while the answer is slow) finds no case and the moderator's words are dropped"
-)
-REDELIVERED = (
-    "nothing in bot/ remembers which update_ids were handled, so an update Telegram delivers again (its "
-    "first answer was lost) is relayed twice"
 )
 
 
@@ -345,7 +337,6 @@ def test_a_burst_from_the_young_person_reaches_the_moderator_in_order(
     assert relayed(fake, number) == said
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=LINKED_LATE)
 def test_a_moderator_answering_at_once_reaches_the_young_person(scaled: ScaledOut) -> None:
     scaled.start_stopped()
     fake = scaled.fake
@@ -362,7 +353,6 @@ def test_a_moderator_answering_at_once_reaches_the_young_person(scaled: ScaledOu
     assert_handover_happened_once(fake, person, number)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=REDELIVERED)
 def test_an_update_telegram_delivers_again_reaches_the_moderator_once(scaled: ScaledOut) -> None:
     scaled.start_stopped()
     fake, proxy = scaled.fake, scaled.proxy
