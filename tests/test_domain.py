@@ -3,12 +3,20 @@ wording stays plain (DESIGN.md non-negotiables 1 and 4)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
 
 import pytest
 import yaml
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.disclosure import disclosure_from_intent
+from actions.fallback import FALLBACK_INTENT
+from actions.slots import AGE_INTENT, ActionReadMessage
+from actions.worker import worker_topic_from_intent
+from tests.actions.helpers import make_tracker
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
@@ -141,3 +149,59 @@ def test_every_number_and_address_in_the_seed_directory_is_in_the_sources() -> N
         for item, worker_item in items:
             heading = f"## {item or worker_item}."
             assert heading in SOURCES, (service["name"], heading)
+
+
+# Rasa calls action_read_message only on the intents its slots' custom mappings name, and sets the
+# danger flags to false on every other message itself (actions/slots.py). The lists come from the same
+# functions the action uses, so a new disclose_* or worker_* intent cannot be missed.
+INTENTS = [i if isinstance(i, str) else next(iter(i)) for i in DOMAIN["intents"]]
+DISCLOSURES = [i for i in INTENTS if disclosure_from_intent(i)]
+READ_ON = {
+    "about_someone_else": DISCLOSURES,
+    "age_group": [AGE_INTENT],
+    "disclosure": DISCLOSURES,
+    "may_be_risk": DISCLOSURES,
+    "unclear_may_be_risk": [FALLBACK_INTENT],
+    "worker_topic": [i for i in INTENTS if worker_topic_from_intent(i)],
+}
+FALSE_UNLESS = {"may_be_risk": DISCLOSURES, "unclear_may_be_risk": [FALLBACK_INTENT]}
+
+
+def test_the_intent_lists_cover_the_intents_they_should() -> None:
+    assert "risk_immediate" in DISCLOSURES and len(DISCLOSURES) >= 7
+    assert AGE_INTENT in INTENTS and FALLBACK_INTENT not in INTENTS
+    assert len(READ_ON["worker_topic"]) >= 13
+
+
+@pytest.mark.parametrize("slot", sorted(READ_ON))
+def test_each_message_slot_is_read_only_on_the_intents_that_fill_it(slot: str) -> None:
+    expected = [{"type": "custom", "action": "action_read_message", "intent": READ_ON[slot]}]
+    if slot in FALSE_UNLESS:
+        expected.append({"type": "from_intent", "value": False, "not_intent": FALSE_UNLESS[slot]})
+    assert DOMAIN["slots"][slot]["mappings"] == expected
+
+
+def test_only_the_message_slots_name_the_reading_action() -> None:
+    naming = {
+        slot
+        for slot, spec in DOMAIN["slots"].items()
+        for mapping in spec["mappings"]
+        if mapping.get("action") == "action_read_message"
+    }
+    assert naming == set(READ_ON)
+    assert "action_read_message" in DOMAIN["actions"]
+    # Rasa 3.6 calls action_validate_slot_mappings on every message whenever the domain lists it.
+    assert "action_validate_slot_mappings" not in DOMAIN["actions"]
+
+
+@pytest.mark.parametrize("intent", [*INTENTS, FALLBACK_INTENT])
+def test_the_action_fills_a_slot_only_on_an_intent_its_mapping_names(intent: str) -> None:
+    """A message that could fill every slot: the slots filled are exactly those listing its intent."""
+    tracker = make_tracker(
+        intent=intent,
+        text="my friend is being hurt, im 15",
+        intent_ranking=[{"name": intent, "confidence": 0.6}, {"name": "risk_immediate", "confidence": 0.3}],
+    )
+    events = asyncio.run(ActionReadMessage().run(CollectingDispatcher(), tracker, {"slots": {}}))
+    filled = sorted(event["name"] for event in events)
+    assert filled == sorted(slot for slot, intents in READ_ON.items() if intent in intents)

@@ -3,20 +3,17 @@ import asyncio
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.slots import ValidateSlotMappings
+from actions.slots import ActionReadMessage
 from tests.actions.helpers import make_tracker
 
-DOMAIN = {
-    "slots": {
-        name: {"type": "any", "mappings": [{"type": "custom"}]}
-        for name in ("about_someone_else", "age_group", "disclosure", "unclear_may_be_risk")
-    }
-}
+# Rasa calls the action only for the intents the slots' custom mappings name in domain.yml; on other
+# messages the domain sets may_be_risk and unclear_may_be_risk to false itself (tests/test_domain.py).
+DOMAIN = {"slots": {}}
 
 
 def run(tracker) -> tuple[list, CollectingDispatcher]:
     dispatcher = CollectingDispatcher()
-    events = asyncio.run(ValidateSlotMappings().run(dispatcher, tracker, DOMAIN))
+    events = asyncio.run(ActionReadMessage().run(dispatcher, tracker, DOMAIN))
     return events, dispatcher
 
 
@@ -34,9 +31,19 @@ def test_a_first_person_disclosure_is_not_about_someone_else() -> None:
     assert SlotSet("about_someone_else", False) in events
 
 
+def test_danger_now_is_a_disclosure() -> None:
+    events, _ = run(make_tracker(intent="risk_immediate", text="i want to end it"))
+    assert SlotSet("disclosure", "risk_immediate") in events
+
+
+def test_a_disclosure_fills_only_its_own_slots() -> None:
+    events, _ = run(make_tracker(intent="disclose_grooming", text="an older guy wants to meet me"))
+    assert sorted(e["name"] for e in events) == ["about_someone_else", "disclosure", "may_be_risk"]
+
+
 def test_ordinary_messages_leave_the_disclosure_alone() -> None:
     events, _ = run(make_tracker(intent="thanks", text="thanks", slots={"disclosure": "x"}))
-    assert not [e for e in events if e["name"] in ("disclosure", "about_someone_else")]
+    assert events == []
 
 
 def test_an_age_button_sets_the_age_group() -> None:
@@ -46,7 +53,7 @@ def test_an_age_button_sets_the_age_group() -> None:
         entities=[{"entity": "age_group", "value": "18_plus"}],
     )
     events, _ = run(tracker)
-    assert SlotSet("age_group", "18_plus") in events
+    assert events == [SlotSet("age_group", "18_plus")]
 
 
 def test_a_typed_age_sets_the_age_group() -> None:
@@ -62,6 +69,11 @@ def test_a_forged_age_button_value_falls_back_to_the_text() -> None:
     assert SlotSet("age_group", "under_13") in events
 
 
+def test_an_age_message_without_an_age_leaves_the_age_group_alone() -> None:
+    events, _ = run(make_tracker(intent="inform_age", text="old enough", slots={"age_group": "13_17"}))
+    assert events == []
+
+
 def test_an_unclear_message_near_risk_is_flagged() -> None:
     ranking = [
         {"name": "nlu_fallback", "confidence": 0.35},
@@ -69,12 +81,24 @@ def test_an_unclear_message_near_risk_is_flagged() -> None:
         {"name": "risk_immediate", "confidence": 0.25},
     ]
     events, _ = run(make_tracker(intent="nlu_fallback", text="idk anymore", intent_ranking=ranking))
-    assert SlotSet("unclear_may_be_risk", True) in events
+    assert events == [SlotSet("unclear_may_be_risk", True)]
 
 
-def test_a_clear_message_is_not_flagged_as_unclear_risk() -> None:
+def test_an_unclear_message_far_from_risk_is_not_flagged() -> None:
+    ranking = [
+        {"name": "nlu_fallback", "confidence": 0.35},
+        {"name": "out_of_scope", "confidence": 0.3},
+        {"name": "greet", "confidence": 0.25},
+        {"name": "risk_immediate", "confidence": 0.1},
+    ]
+    events, _ = run(make_tracker(intent="nlu_fallback", text="banana", intent_ranking=ranking))
+    assert events == [SlotSet("unclear_may_be_risk", False)]
+
+
+def test_a_clear_message_is_not_read_for_unclear_risk() -> None:
+    """Rasa sets unclear_may_be_risk to false on it (domain.yml); the action leaves it alone."""
     events, _ = run(make_tracker(intent="greet", text="hi"))
-    assert SlotSet("unclear_may_be_risk", False) in events
+    assert events == []
 
 
 def test_a_disclosure_with_danger_as_second_guess_is_flagged() -> None:
@@ -83,8 +107,7 @@ def test_a_disclosure_with_danger_as_second_guess_is_flagged() -> None:
         {"name": "risk_immediate", "confidence": 0.3},
     ]
     tracker = make_tracker(intent="disclose_cyberbullying", text="...", intent_ranking=ranking)
-    domain = {"slots": {"may_be_risk": {"type": "bool", "mappings": [{"type": "custom"}]}}}
-    events = asyncio.run(ValidateSlotMappings().run(CollectingDispatcher(), tracker, domain))
+    events, _ = run(tracker)
     assert SlotSet("may_be_risk", True) in events
 
 
@@ -95,6 +118,5 @@ def test_a_clear_disclosure_is_not_flagged_as_danger() -> None:
         {"name": "risk_immediate", "confidence": 0.02},
     ]
     tracker = make_tracker(intent="disclose_cyberbullying", text="...", intent_ranking=ranking)
-    domain = {"slots": {"may_be_risk": {"type": "bool", "mappings": [{"type": "custom"}]}}}
-    events = asyncio.run(ValidateSlotMappings().run(CollectingDispatcher(), tracker, domain))
+    events, _ = run(tracker)
     assert SlotSet("may_be_risk", False) in events

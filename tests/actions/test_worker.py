@@ -3,7 +3,7 @@ import asyncio
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.slots import ValidateSlotMappings
+from actions.slots import ActionReadMessage
 from actions.worker import ActionAnswerWorkerTopic, answer_response, worker_topic_from_intent
 from tests.actions.helpers import make_tracker
 
@@ -36,7 +36,6 @@ def test_with_no_pending_question_nothing_is_said() -> None:
 
 
 def test_a_worker_question_is_remembered_for_after_the_role_check() -> None:
-    domain = {"slots": {"worker_topic": {"type": "text", "mappings": [{"type": "custom"}]}}}
     tracker = make_tracker(intent="worker_searching_devices", text="can i search a pupils phone")
-    events = asyncio.run(ValidateSlotMappings().run(CollectingDispatcher(), tracker, domain))
-    assert SlotSet("worker_topic", "worker_searching_devices") in events
+    events = asyncio.run(ActionReadMessage().run(CollectingDispatcher(), tracker, DOMAIN))
+    assert events == [SlotSet("worker_topic", "worker_searching_devices")]
