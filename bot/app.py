@@ -92,7 +92,7 @@ def handlers(settings: Settings) -> list[BaseHandler[Update, ContextTypes.DEFAUL
 
 async def once_only(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """An update Telegram delivers again (it never heard our first answer) is not acted on twice."""
-    if not relay_of(context).first_delivery(update.update_id):
+    if not relay_of(context).first_delivery(context.bot.id, update.update_id):
         raise ApplicationHandlerStop
 
 

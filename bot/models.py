@@ -120,7 +120,8 @@ class ChatTrail(Base):
 
 
 class HandledUpdate(Base):
-    """A Telegram update an adapter instance has taken: its id and when (nothing of what it carried).
+    """A Telegram update an adapter instance has taken: the bot's id, the update's id and when (nothing of
+    what it carried). Update ids count per bot, so a new bot token starts a new count.
 
     Telegram delivers an update again when it never heard the answer to the first delivery; whichever
     instance gets it then finds it here and leaves it. Kept for 24 hours, as long as Telegram keeps one.
@@ -128,6 +129,7 @@ class HandledUpdate(Base):
 
     __tablename__ = "handled_update"
 
+    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     at: Mapped[dt.datetime] = mapped_column(TIMESTAMP, index=True)
 

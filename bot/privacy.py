@@ -80,9 +80,9 @@ def clear_trail(session: Session, user_ref: str) -> int:
 # ---------------------------------------------------------------- updates taken
 
 
-def note_update(session: Session, update_id: int, now: dt.datetime) -> None:
+def note_update(session: Session, bot_id: int, update_id: int, now: dt.datetime) -> None:
     """Note that an update was taken; the flush fails (IntegrityError) if any instance took it before."""
-    session.add(HandledUpdate(update_id=update_id, at=now))
+    session.add(HandledUpdate(bot_id=bot_id, update_id=update_id, at=now))
     session.flush()
 
 

@@ -207,12 +207,12 @@ class Relay:
 
     # ---------------------------------------------------------------- updates
 
-    def first_delivery(self, update_id: int) -> bool:
-        """False if this update was taken before, by any instance: Telegram sent it again."""
+    def first_delivery(self, bot_id: int, update_id: int) -> bool:
+        """False if this bot's update was taken before, by any instance: Telegram sent it again."""
         now = self.clock()
         try:
             with self.sessions.begin() as session:
-                privacy.note_update(session, update_id, now)
+                privacy.note_update(session, bot_id, update_id, now)
         except IntegrityError:
             logger.info("update %d came again; it was handled already", update_id)
             return False

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from actions.db import sessionmaker_for
@@ -247,11 +248,21 @@ async def test_a_copied_database_shows_no_words_and_no_chat_id(harness, database
         assert words not in raw
     assert all(b.startswith("gAAAA") for b in bodies)  # Fernet tokens
     if database_url.startswith("sqlite:///"):
-        copied = Path(database_url.removeprefix("sqlite:///")).read_bytes()
+        file = Path(database_url.removeprefix("sqlite:///"))
+        wal = file.with_name(file.name + "-wal")  # recent writes live here until a checkpoint
+        copied = file.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
         assert b"Okafor" not in copied and b"Thank you for telling me" not in copied
     # Someone with the file but another key reads nothing; the right key reads it all.
     assert {Cipher([new_key()]).open(b) for b in bodies} == {UNREADABLE}
     assert "my teacher is called Mrs Okafor" in [h.relay.cipher.open(b) for b in bodies]
+
+
+def test_update_ids_count_per_bot_so_a_new_bot_token_starts_afresh(session: Session) -> None:
+    now = dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc)
+    privacy.note_update(session, 111, 5, now)
+    privacy.note_update(session, 222, 5, now)  # another bot's update 5: not a second delivery
+    with pytest.raises(IntegrityError), session.begin_nested():
+        privacy.note_update(session, 111, 5, now)
 
 
 def test_rotating_the_key_re_encrypts_every_line_and_chat_id(session: Session) -> None:
