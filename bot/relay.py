@@ -229,10 +229,12 @@ class Relay:
         if command in QUICK_EXIT:
             await self.quick_exit(person, message_id)
             return
-        if not await self._arrived(person, message_id):
-            return
-        if command == FORGET:
+        if command == FORGET:  # asked even of a blocked person: being forgotten is always their right
+            if message_id is not None:
+                self._record_trail(person.ref, [message_id])
             await self._tell(person, _say("utter_ask_forget"))
+            return
+        if not await self._arrived(person, message_id):
             return
         await self._guarded(person, lambda: self._user_text(person, text))
 
@@ -254,10 +256,10 @@ class Relay:
         if data == FORGET_YES:
             await self.forget(person)
             return
-        if not await self._arrived(person, None):
-            return
         if data == FORGET_NO:
             await self._tell(person, _say("utter_forget_cancelled"))
+            return
+        if not await self._arrived(person, None):
             return
         await self._guarded(person, lambda: self._user_button(person, data, title))
 

@@ -64,6 +64,31 @@ def test_an_unclear_message_that_may_be_danger_gets_every_crisis_number() -> Non
     assert all(number in risky["text"] for number in CRISIS)
 
 
+def _leave_quickly(variant: dict) -> bool:
+    return {"title": "Leave quickly", "payload": "/quick_exit"} in variant.get("buttons", [])
+
+
+def test_every_screen_that_mentions_danger_has_the_leave_quickly_button() -> None:
+    """Someone who may be watched needs the way out on the screen that talks about danger (issue 6)."""
+    # A disclosure answer is always followed by utter_offer_help (stories/rules_disclosures.yml), which
+    # carries the button; worker answers and the directory's lines are not for a young person in danger.
+    followed = ("utter_disclose_", "utter_worker_", "directory_")
+    danger = [
+        (name, index)
+        for name, variants in RESPONSES.items()
+        if not name.startswith(followed)
+        for index, variant in enumerate(variants)
+        if "999" in variant["text"]
+    ]
+    assert len(danger) >= 15
+    assert [(n, i) for n, i in danger if not _leave_quickly(RESPONSES[n][i])] == []
+    assert all(_leave_quickly(v) for v in RESPONSES["utter_offer_help"])
+    rules = yaml.safe_load((ROOT / "stories" / "rules_disclosures.yml").read_text(encoding="utf-8"))
+    for name in (n for n in RESPONSES if n.startswith("utter_disclose_")):
+        (steps,) = [r["steps"] for r in rules["rules"] if {"action": name} in r["steps"]]
+        assert steps[-1] == {"action": "utter_offer_help"}, name
+
+
 @pytest.mark.parametrize("name", [n for n in RESPONSES if n.startswith("utter_disclose_")])
 def test_every_disclosure_answer_believes_and_does_not_blame(name: str) -> None:
     for variant in RESPONSES[name]:

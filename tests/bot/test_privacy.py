@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -20,13 +21,14 @@ from bot.models import CaseMessage, ChatTrail, HandledUpdate, HandoverCase, Mode
 from bot.pseudonym import pseudonym
 from bot.responses import response_text
 from scripts.stack import APP_PYTHON, ROOT
-from tests.bot.conftest import GROUP, KEY, MODERATOR, PERSON, TRANSCRIPT_KEY, Clock, FakeRasa
+from tests.bot.conftest import GROUP, KEY, MODERATOR, PERSON, TRANSCRIPT_KEY, Clock, FakeRasa, message
 from tests.bot.test_handover import SECOND_PERSON, case_number, opened, rows
 
 pytestmark = pytest.mark.anyio
 
 REF = pseudonym(KEY.encode(), PERSON)
 NEUTRAL = response_text("utter_quick_exit")
+THIRD_PERSON = 4545
 
 
 def every_value(url: str) -> list[str]:
@@ -56,6 +58,30 @@ def senders(url: str) -> dict[str, int]:
         for (sender,) in tracker.execute(select(privacy.EVENTS.c.sender_id)):
             found[sender] = found.get(sender, 0) + 1
         return found
+
+
+# ---------------------------------------------------------------- minimisation
+
+
+async def test_no_table_holds_the_persons_telegram_id_name_or_username_while_their_case_is_live(
+    harness,
+) -> None:
+    h = await opened(harness, text="he has my pics")
+    number = case_number(h)
+    await h.text(MODERATOR, f"/claim {number}")
+    identity = {"id": PERSON, "is_bot": False, "first_name": "Zuleika", "last_name": "Quested"}
+    said = message(PERSON, text="he said he will send them to my school")
+    await h.feed({"message": {**said, "from": {**identity, "username": "zuleika_q"}}})
+    await h.text(MODERATOR, "You're not in trouble. Can you tell me more?")
+    await h.text(MODERATOR, "/note seems scared")
+    await h.text(MODERATOR, f"/block {number}")
+    database = h.relay.settings.database_url
+    assert rows(database, ChatTrail) and rows(database, UserBlock) and rows(database, HandledUpdate)
+    values = every_value(database)
+    assert REF in values  # the pseudonym is there: it is what every table keys the person by
+    assert str(PERSON) not in values  # the chat id is there only encrypted (chat_token)
+    assert "he said he will send them to my school" not in values  # the transcript is encrypted
+    assert not [v for v in values if re.search(rf"\b{PERSON}\b|Zuleika|Quested|zuleika_q", v)]
 
 
 # ---------------------------------------------------------------- quick exit
@@ -171,26 +197,42 @@ async def test_the_retention_purge_deletes_what_is_older_and_keeps_the_rest(harn
     clock = Clock()
     start = clock()
     h = await opened(harness, clock=clock)  # case 1: closed now, so 31 days old at the purge
-    await h.text(MODERATOR, f"/close {case_number(h)}")
+    database = h.relay.settings.database_url
+    first = case_number(h)
+    await h.text(MODERATOR, f"/close {first}")
+    await h.text(MODERATOR, f"/block {first}")
+    (lifted,) = rows(database, UserBlock)
+    await h.text(MODERATOR, f"/unblock {lifted.id}")  # an ended block has nothing left to do
     add_events(trackers_url, "inactive", 5, start)
     clock.advance(days=2)
     await h.text(SECOND_PERSON, "i want a person")  # case 2: stays open
     add_events(trackers_url, "active", 5, start + dt.timedelta(days=29))
-    database = h.relay.settings.database_url
     assert len(rows(database, ChatTrail)) > 0
     assert len(rows(database, HandledUpdate)) > 0
 
     clock.advance(days=29, hours=1)
+    # What is recent stays: a case closed just now, its person's block, their chat's trail, the updates.
+    await h.text(THIRD_PERSON, "i want a person")  # case 3
+    third = case_number(h)
+    await h.text(MODERATOR, f"/close {third}")
+    await h.text(MODERATOR, f"/block {third}")
     purged = await h.relay.purge()
 
-    assert purged is not None and purged.cases == 1 and purged.conversations == 1
-    left = rows(database, HandoverCase)
-    assert [c.state for c in left] == ["queued"]
-    assert all(m.case_id == left[0].id for m in rows(database, CaseMessage))
+    assert purged is not None
+    assert (purged.cases, purged.conversations, purged.blocks) == (1, 1, 1)
+    left = {c.id: c.state for c in rows(database, HandoverCase)}
+    assert sorted(left.values()) == ["closed", "queued"]
+    lines = rows(database, CaseMessage)
+    assert lines and {m.case_id for m in lines} <= set(left)  # case 1's transcript went with it
     assert senders(trackers_url) == {"active": 5}
-    assert rows(database, ChatTrail) == []  # older than the 48 hours Telegram allows deletes for
-    assert rows(database, HandledUpdate) == []  # older than the day Telegram keeps an update
-    assert [a.action for a in rows(database, ModeratorAction)] == ["close"]  # the audit trail lasts longer
+    third_ref = pseudonym(KEY.encode(), THIRD_PERSON)
+    # Trail ids older than the 48 hours Telegram allows deletes for go; the newest chat's stay.
+    assert {t.user_ref for t in rows(database, ChatTrail)} == {third_ref}
+    updates = rows(database, HandledUpdate)  # kept a day, as long as Telegram keeps an update
+    assert updates and all(u.at >= clock() - dt.timedelta(days=1) for u in updates)
+    assert [(b.user_ref, b.lifted_at) for b in rows(database, UserBlock)] == [(third_ref, None)]
+    audited = ["close", "block", "unblock", "close", "block"]
+    assert [a.action for a in rows(database, ModeratorAction)] == audited  # the audit trail lasts longer
     clock.advance(days=366)
     await h.relay.purge()
     assert rows(database, ModeratorAction) == []
@@ -332,6 +374,7 @@ async def test_a_block_is_kept_when_the_person_asks_to_be_forgotten(harness) -> 
     h = await opened(harness)
     await h.text(MODERATOR, f"/block {case_number(h)}")
     await h.text(PERSON, "/forget")
+    assert h.request.sent(PERSON)[-1]["text"] == response_text("utter_ask_forget")  # asked, though blocked
     await h.press(PERSON, "forget:yes")
     assert rows(h.relay.settings.database_url, HandoverCase) == []
     assert [b.user_ref for b in rows(h.relay.settings.database_url, UserBlock)] == [REF]
@@ -352,6 +395,8 @@ async def test_every_moderator_action_is_audited_without_anyones_words(harness) 
     await h.text(MODERATOR, "/close")
     await h.text(MODERATOR, f"/block {number}")
     await h.text(MODERATOR, "/blocks")
+    (block,) = rows(h.relay.settings.database_url, UserBlock)
+    await h.text(MODERATOR, f"/unblock {block.id}")
     trail = rows(h.relay.settings.database_url, ModeratorAction)
     assert [(a.action, a.case_number) for a in trail] == [
         ("claim", number),
@@ -361,6 +406,7 @@ async def test_every_moderator_action_is_audited_without_anyones_words(harness) 
         ("close", number),
         ("block", number),
         ("blocks", None),
+        ("unblock", number),
     ]
     assert {a.moderator_id for a in trail} == {MODERATOR}
     details = " ".join(a.detail or "" for a in trail)

@@ -6,6 +6,7 @@ import itertools
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ class Assistant:
     rasa_url: str
     database_url: str
     tracker_store_url: str
+    workdir: Path  # rasa.log and actions.log are here
 
     def say(self, sender: str, message: str) -> list[dict]:
         response = httpx.post(
@@ -58,5 +60,6 @@ def new_person() -> int:
 def assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assistant]:
     if not MODEL.exists() or not RASA.exists():
         pytest.skip("no trained model or Rasa environment: run `make train` (make test does)")
-    with running_stack(tmp_path_factory.mktemp("assistant")) as stack:
-        yield Assistant(stack.rasa_url, stack.database_url, stack.tracker_store_url)
+    workdir = tmp_path_factory.mktemp("assistant")
+    with running_stack(workdir) as stack:
+        yield Assistant(stack.rasa_url, stack.database_url, stack.tracker_store_url, workdir)

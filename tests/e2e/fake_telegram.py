@@ -81,7 +81,10 @@ from tests.e2e.loopback import LoopbackServer
 
 JSON = dict[str, Any]
 
-DEFAULT_TOKEN = "123456:TEST-TOKEN"
+# Each fake is a bot of its own unless given a token: its own id, so its own count of update ids, as two
+# bots have on Telegram. Several fakes in one run may serve adapters that share a database, which
+# remembers (bot id, update id) pairs to drop an update Telegram delivers twice (bot/app.py once_only).
+_bot_ids = itertools.count(123456)
 BOT_USERNAME = "signpost_test_bot"
 BOT_FIRST_NAME = "Signpost"
 MAX_MESSAGE_LENGTH = 4096
@@ -491,7 +494,7 @@ class FakeTelegram(LoopbackServer):
 
     def __init__(
         self,
-        token: str = DEFAULT_TOKEN,
+        token: str | None = None,
         *,
         enforce_limits: bool = False,
         host: str = "127.0.0.1",
@@ -500,8 +503,8 @@ class FakeTelegram(LoopbackServer):
         webhook_via: str | None = None,
     ) -> None:
         super().__init__(host)
-        self.token = token
-        self.bot_id = int(token.split(":", 1)[0])
+        self.token = token or f"{next(_bot_ids)}:TEST-TOKEN"
+        self.bot_id = int(self.token.split(":", 1)[0])
         self.bot_user: JSON = {
             "id": self.bot_id,
             "is_bot": True,

@@ -61,12 +61,18 @@ def keyboard(*pairs: tuple[str, str]) -> InlineKeyboardMarkup:
 
 def test_get_me_describes_the_bot(fake: FakeTelegram) -> None:
     me = with_bot(fake, lambda bot: bot.get_me())
-    assert me.id == 123456
+    assert me.id == fake.bot_id == int(fake.token.split(":")[0])
     assert me.is_bot
     assert me.username == "signpost_test_bot"
     assert fake.base_url.startswith("http://127.0.0.1:")
     assert fake.base_url.endswith("/bot")
     assert {c.method for c in fake.calls()} == {"getMe"}  # Bot.initialize() calls getMe too
+
+
+def test_each_fake_is_a_bot_of_its_own_with_its_own_update_ids() -> None:
+    with FakeTelegram() as first, FakeTelegram() as second:
+        assert first.bot_id != second.bot_id
+        assert first.inject_update({})["update_id"] == second.inject_update({})["update_id"] == 1
 
 
 def test_send_message_to_started_chat_round_trips_inline_keyboard(fake: FakeTelegram) -> None:
@@ -81,7 +87,7 @@ def test_send_message_to_started_chat_round_trips_inline_keyboard(fake: FakeTele
     assert sent.chat.type == "private"
     assert sent.chat.first_name == "Sam"
     assert sent.from_user is not None
-    assert sent.from_user.id == 123456
+    assert sent.from_user.id == fake.bot_id
     assert sent.reply_markup == markup
     stored = fake.messages(USER)
     assert [m["message_id"] for m in stored] == [sent.message_id]

@@ -312,3 +312,32 @@ def test_forget_me_deletes_the_conversation_case_and_chat(telegram: Telegram, as
         for table in Base.metadata.sorted_tables:
             for row in session.execute(select(table)):
                 assert ref not in str(tuple(row)) and str(person) not in str(tuple(row))
+
+
+def test_what_a_person_writes_reaches_no_process_log(telegram: Telegram, assistant: Assistant) -> None:
+    """Rasa, the action server and the adapter log at INFO: none of them writes a person's words or id."""
+    fake, person = telegram.fake, 9_131_415_926  # a distinctive Telegram id to search for
+    said = [
+        "my cousin Ptolemy keeps posting horrible stuff about me",
+        "he made a group called zygomorphic losers",
+    ]
+    for line in said:
+        say(fake, person, line)
+    number = claim(fake, open_case(fake, person))
+    fake.user_sends_text(person, "thanks for listening to me about Ptolemy")
+    fake.wait_for_message(MODERATOR, lambda m: "about Ptolemy" in m["text"])
+    fake.user_sends_text(MODERATOR, f"/close {number}")
+    fake.wait_for_message(person, lambda m: "how it went" in m["text"])
+    logs = {
+        name: path.read_text(errors="replace")
+        for name, path in {
+            "rasa": assistant.workdir / "rasa.log",
+            "actions": assistant.workdir / "actions.log",
+            "adapter": telegram.workdir / "adapter.log",
+        }.items()
+    }
+    assert all(logs.values()), "a process wrote no log at all: the scan would prove nothing"
+    assert "case #" in logs["adapter"].lower()  # the adapter did log the handover, without words
+    for name, log in logs.items():
+        for needle in ("Ptolemy", "zygomorphic", str(person)):
+            assert needle not in log, f"{needle!r} is in the {name} log"
