@@ -26,6 +26,10 @@ endif
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
+# One TensorFlow thread per Rasa process: its models are small, so more threads only contend (8% less CPU
+# a message measured); scale with more Rasa processes instead (docs/benchmarks.md, docs/deploy.md).
+export TF_NUM_INTRAOP_THREADS := 1
+export TF_NUM_INTEROP_THREADS := 1
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 # Rasa sends usage reports unless told not to; conversations about abuse stay on our machines.
 export RASA_TELEMETRY_ENABLED := false

@@ -26,13 +26,17 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
-from actions.db import analyze, sessionmaker_for, upgrade
+from actions.db import analyze, engine_for, sessionmaker_for, upgrade
 from actions.hsds import SEED_FILE, import_records, read_records
 from actions.locate import gazetteer
 from actions.models import NEEDS, STATISTICAL_GEOGRAPHY
@@ -71,6 +75,35 @@ def peak_memory_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def process_tree(pid: int) -> list[int]:
+    """Return a process and its descendants (Rasa's Sanic workers are children of `rasa run`)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """Return the CPU time (user + system, Linux) the processes have used so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def machine() -> str:
@@ -292,29 +325,121 @@ def directory_bench(url: str, services: int, queries: int) -> str:
     )
 
 
-def conversations(model: Path, user_counts: list[int], workdir: Path) -> list[str]:
+@dataclass(frozen=True)
+class Profile:
+    """How the assistant runs for a bench: the embedded default, or the production profile."""
+
+    name: str
+    postgres_url: str | None = None  # an empty database is made on this server for the run
+    redis_url: str | None = None
+    rasa_workers: int = 1
+
+    def describe(self) -> str:
+        if self.postgres_url is None:
+            return f"{self.name}: SQLite database and tracker store, one Rasa process, one adapter"
+        return (
+            f"{self.name}: PostgreSQL database and tracker store, Redis lock store, Rasa with "
+            f"{self.rasa_workers} worker processes (SANIC_WORKERS), one adapter"
+        )
+
+
+@contextmanager
+def bench_database(server_url: str) -> Iterator[str]:
+    """Create an empty PostgreSQL database for one bench run on the server; drop it after."""
+    name = f"signpost_bench_{uuid.uuid4().hex[:10]}"
+    server_url = load_settings({"DATABASE_URL": server_url}).database_url  # psycopg 3's dialect
+    server = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))  # a fixed, generated identifier
+        url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        try:
+            yield url
+        finally:
+            engine_for(url).dispose()
+            with server.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        server.dispose()
+
+
+@contextmanager
+def profile_stack(profile: Profile, model: Path, workdir: Path) -> Iterator[Stack]:
+    """Start Rasa and the actions the way the profile says."""
+    if profile.postgres_url is None:
+        with running_stack(workdir, model) as stack:
+            yield stack
+        return
+    with (
+        bench_database(profile.postgres_url) as url,
+        running_stack(
+            workdir,
+            model,
+            database_url=url,
+            tracker_store_url=url,
+            lock_store_url=profile.redis_url,
+            rasa_workers=profile.rasa_workers,
+        ) as stack,
+    ):
+        yield stack
+
+
+def cpu_line(label: str, messages: int, used: dict[str, float]) -> str:
+    """CPU time a message for each process, from the CPU seconds they used over a run."""
+    parts = ", ".join(f"{name} {1000 * seconds / messages:.1f}" for name, seconds in used.items())
+    return f"CPU ms a message ({label}): {parts}"
+
+
+def conversations(profile: Profile, model: Path, user_counts: list[int], workdir: Path) -> list[str]:
     """Rasa alone and the whole pipeline at each number of users; return the report's lines."""
     lines = [
+        f"### {profile.describe()}",
+        "",
         "| Path | Users | Messages | msg/s | p50 ms | p95 ms | p99 ms |",
         "|---|---|---|---|---|---|---|",
     ]
-    overheads = []
-    with running_stack(workdir, model) as stack, FakeTelegram() as fake:
+    overheads, cpu = [], []
+    with profile_stack(profile, model, workdir) as stack, FakeTelegram() as fake:
         fake.add_group(GROUP, "Signpost moderators (bench)")
         with running_adapter(workdir, adapter_env(fake, stack), name="bench-adapter") as adapter:
             fake.wait_for_call("getUpdates", timeout=120)
             pipeline = Pipeline(fake)
             pipeline.learn_replies()
+            processes = {
+                "Rasa": process_tree(stack.rasa.pid),
+                "actions": [stack.actions.pid],
+                "adapter": [adapter.pid],
+            }
             for users in user_counts:
+                before = {name: cpu_seconds(pids) for name, pids in processes.items()}
                 alone = rasa_alone(stack.rasa_url, users)
+                middle = {name: cpu_seconds(pids) for name, pids in processes.items()}
                 through = pipeline.load(users)
+                after = {name: cpu_seconds(pids) for name, pids in processes.items()}
                 for run in (alone, through):
                     print(run.line(), flush=True)
                     lines.append(run.line())
                 overheads.append(f"{users} users: {overhead(alone, through)}")
+                cpu.append(
+                    cpu_line(
+                        f"{users} users, Rasa alone",
+                        len(alone.latencies),
+                        {n: middle[n] - before[n] for n in ("Rasa", "actions")},
+                    )
+                )
+                cpu.append(
+                    cpu_line(
+                        f"{users} users, through Telegram",
+                        len(through.latencies),
+                        {n: after[n] - middle[n] for n in processes},
+                    )
+                )
+                print(cpu[-2], cpu[-1], sep="\n", flush=True)
+            rasa_peak = max(peak_memory_mb(pid) for pid in processes["Rasa"])
             memory = (
-                f"Peak memory: Rasa {peak_memory_mb(stack.rasa.pid):.0f} MB, actions "
-                f"{peak_memory_mb(stack.actions.pid):.0f} MB, adapter {peak_memory_mb(adapter.pid):.0f} MB"
+                f"Peak memory: Rasa {rasa_peak:.0f} MB (largest of {len(processes['Rasa'])} processes), "
+                f"actions {peak_memory_mb(stack.actions.pid):.0f} MB, "
+                f"adapter {peak_memory_mb(adapter.pid):.0f} MB"
             )
     return [
         *lines,
@@ -323,8 +448,18 @@ def conversations(model: Path, user_counts: list[int], workdir: Path) -> list[st
         "Adapter overhead (median time per message through Telegram over Rasa alone, minus one): "
         + "; ".join(overheads)
         + ".",
+        *(line + "." for line in cpu),
         memory + ".",
+        "",
     ]
+
+
+def profiles(args: argparse.Namespace) -> list[Profile]:
+    """The embedded default always; the production profile when PostgreSQL and Redis are given."""
+    found = [Profile("Embedded (`make run`)")]
+    if args.postgres and args.redis:
+        found.append(Profile("Production profile", args.postgres, args.redis, args.rasa_workers))
+    return found
 
 
 def write_report(lines: list[str], command: str) -> None:
@@ -360,6 +495,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--directory-only", action="store_true", help="only the find benchmark")
     parser.add_argument("--no-report", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("TEST_DATABASE_URL") or None,
+        help="PostgreSQL server URL for the production profile (default: TEST_DATABASE_URL)",
+    )
+    parser.add_argument(
+        "--redis",
+        default=os.environ.get("TEST_REDIS_URL") or None,
+        help="Redis URL for the production profile's lock store (default: TEST_REDIS_URL)",
+    )
+    parser.add_argument(
+        "--rasa-workers", type=int, default=os.cpu_count() or 1, help="Rasa worker processes (production)"
+    )
     args = parser.parse_args(argv)
     print(f"Machine: {machine()}; model {args.model.name}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -371,9 +519,11 @@ def main(argv: list[str] | None = None) -> int:
         if train.exists():
             report.append(f"Last training time (`make train`): {train.read_text().strip()} s.")
             print(report[-1])
-        with tempfile.TemporaryDirectory() as tmp:
-            report += ["", *conversations(args.model, args.users, Path(tmp))]
-        print("\n".join(report[-3:]))
+        report.append("")
+        for profile in profiles(args):
+            print(profile.describe(), flush=True)
+            with tempfile.TemporaryDirectory() as tmp:
+                report += conversations(profile, args.model, args.users, Path(tmp))
     if not args.no_report:
         write_report(
             report, "python -m scripts.bench " + " ".join(argv if argv is not None else sys.argv[1:])

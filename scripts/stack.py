@@ -85,14 +85,19 @@ def running_stack(
     tracker_store_url: str | None = None,
     lock_store_url: str | None = None,
     rasa_instances: int = 1,
+    rasa_workers: int = 1,
 ) -> Iterator[Stack]:
     """Start the action server and Rasa (loopback only), yield when all answer, stop them after.
 
     The database (default: a new SQLite file in `workdir`) is migrated and seeded first, as `make run` does.
     Rasa keeps conversations in an SQL tracker store (default: another SQLite file in `workdir`). With a
     Redis lock store (`lock_store_url`, redis://host:port/db) Rasa runs with the production profile,
-    `endpoints.prod.yml`, so several instances share conversations and take turns on each one.
+    `endpoints.prod.yml`, so several instances share conversations and take turns on each one, and
+    each instance may run several worker processes on its one port (`rasa_workers`, Rasa's
+    SANIC_WORKERS, which Rasa allows only with such a lock store).
     """
+    if rasa_workers > 1 and not lock_store_url:
+        raise ValueError("several Rasa workers need a shared lock store (lock_store_url)")
     action_port, rasa_ports = free_port(), [free_port() for _ in range(rasa_instances)]
     database_url = database_url or f"sqlite:///{workdir / 'signpost.db'}"
     tracker_store_url = tracker_store_url or f"sqlite:///{workdir / 'trackers.db'}"
@@ -105,6 +110,8 @@ def running_stack(
     env = {
         **os.environ,
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        "TF_NUM_INTRAOP_THREADS": "1",  # as the Makefile sets (one thread a process: less contention)
+        "TF_NUM_INTEROP_THREADS": "1",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "DATABASE_URL": database_url,
@@ -114,7 +121,11 @@ def running_stack(
     rasa_env = env
     if lock_store_url:
         endpoints = ROOT / "endpoints.prod.yml"
-        rasa_env = {**env, **production_env(action_url, tracker_store_url, lock_store_url)}
+        rasa_env = {
+            **env,
+            **production_env(action_url, tracker_store_url, lock_store_url),
+            "SANIC_WORKERS": str(rasa_workers),
+        }
     with ExitStack() as stack:
         actions_log = workdir / "actions.log"
         actions = stack.enter_context(

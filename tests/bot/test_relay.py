@@ -8,6 +8,7 @@ import pytest
 from telegram import Update
 
 from bot.pseudonym import pseudonym
+from bot.relay import TYPING_AFTER_SECONDS
 from bot.responses import response_text
 from tests.bot.conftest import GROUP, KEY, MODERATOR, PERSON, FakeRasa, message
 
@@ -32,7 +33,14 @@ async def test_text_goes_to_rasa_under_a_pseudonym_and_the_reply_comes_back(harn
     ]
     assert str(PERSON) not in h.rasa.received[0]["sender"]
     assert h.request.texts(PERSON) == "echo: someone is threatening me"
-    assert "sendChatAction" in h.request.methods()  # "typing…" while Rasa thinks
+    assert "sendChatAction" not in h.request.methods()  # the answer came at once: no "typing…"
+
+
+async def test_typing_shows_while_rasa_takes_a_noticeable_time(harness) -> None:
+    h = await harness(FakeRasa(delay=TYPING_AFTER_SECONDS + 0.5), rasa_timeout_seconds=4.0)
+    await h.text(PERSON, "someone is threatening me")
+    assert [c["chat_id"] for c in h.request.of("sendChatAction")] == [PERSON]
+    assert h.request.texts(PERSON) == "echo: someone is threatening me"
 
 
 async def test_an_update_telegram_delivers_twice_is_acted_on_once(harness) -> None:
