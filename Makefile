@@ -26,8 +26,9 @@ endif
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
-# One TensorFlow thread per Rasa process: its models are small, so more threads only contend (8% less CPU
-# a message measured); scale with more Rasa processes instead (docs/benchmarks.md, docs/deploy.md).
+# One TensorFlow thread per serving Rasa process: its models are small, so more threads only contend (8%
+# less CPU a message measured); scale with more Rasa processes instead (docs/benchmarks.md, deploy.md).
+# Training (the $(MODEL) rule) unsets them and uses every core.
 export TF_NUM_INTRAOP_THREADS := 1
 export TF_NUM_INTEROP_THREADS := 1
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
@@ -77,7 +78,8 @@ setup: .env $(RASA_VENV)/.installed $(APP_VENV)/.installed $(SPACY_MODEL)/meta.j
 $(MODEL): $(TRAINING_DATA) | $(SPACY_MODEL)/meta.json $(MINILM)/config.json
 	@mkdir -p models build
 	@start=$$(date +%s); \
-	  $(RASA) train --data nlu stories --config config.yml --domain domain.yml \
+	  env -u TF_NUM_INTRAOP_THREADS -u TF_NUM_INTEROP_THREADS \
+	    $(RASA) train --data nlu stories --config config.yml --domain domain.yml \
 	    --fixed-model-name signpost --out models || exit 1; \
 	  echo $$(( $$(date +%s) - start )) > build/train_seconds
 	touch $@

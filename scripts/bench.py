@@ -26,10 +26,11 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -43,6 +44,7 @@ from actions.models import NEEDS, STATISTICAL_GEOGRAPHY
 from actions.services import find_services
 from actions.settings import DEFAULT_GEO_TABLES, load_settings
 from bot.crypto import new_key
+from scripts import bench_telegram
 from scripts.stack import MODEL, ROOT, Stack, running_adapter, running_stack
 from tests.e2e.fake_telegram import FakeTelegram
 
@@ -146,8 +148,10 @@ class Run:
         )
 
 
-async def _rest_user(client: httpx.AsyncClient, latencies: list[float], deadline: float) -> None:
-    """One simulated person sending the conversation to Rasa, one message after each reply."""
+async def _rest_user(
+    client: httpx.AsyncClient, latencies: list[float], deadline: float, pause: float = 0.0
+) -> None:
+    """One simulated person sending the conversation to Rasa, one message after each reply (and a pause)."""
     sender = uuid.uuid4().hex
     for message in CONVERSATION:
         if time.monotonic() > deadline:
@@ -156,22 +160,28 @@ async def _rest_user(client: httpx.AsyncClient, latencies: list[float], deadline
         response = await client.post("/webhooks/rest/webhook", json={"sender": sender, "message": message})
         response.raise_for_status()
         latencies.append(time.perf_counter() - start)
+        await asyncio.sleep(pause)
 
 
-async def _rest_load(rasa_url: str, users: int) -> tuple[list[float], float]:
+async def _rest_load(rasa_url: str, users: int, pause: float) -> tuple[list[float], float]:
     latencies: list[float] = []
     deadline = time.monotonic() + MAX_SECONDS
     async with httpx.AsyncClient(base_url=rasa_url, timeout=REPLY_TIMEOUT_SECONDS) as client:
         await _rest_user(client, [], deadline)  # warm-up, not counted
         start = time.perf_counter()
-        await asyncio.gather(*(_rest_user(client, latencies, deadline) for _ in range(users)))
+        await asyncio.gather(*(_rest_user(client, latencies, deadline, pause) for _ in range(users)))
         return latencies, time.perf_counter() - start
 
 
-def rasa_alone(rasa_url: str, users: int) -> Run:
+def rasa_alone(rasa_url: str, users: int, pause: float = 0.0) -> Run:
     """N people talking straight to Rasa's REST channel at once."""
-    latencies, wall = asyncio.run(_rest_load(rasa_url, users))
-    return Run("Rasa alone (REST)", users, latencies, wall)
+    latencies, wall = asyncio.run(_rest_load(rasa_url, users, pause))
+    return Run("Rasa alone (REST)" + paused(pause), users, latencies, wall)
+
+
+def paused(pause: float) -> str:
+    """The label of runs where each person pauses between a reply and their next message."""
+    return f", {pause:g} s pauses" if pause else ""
 
 
 class Pipeline:
@@ -206,7 +216,7 @@ class Pipeline:
             counts.append(settled - before)
         self.replies = counts
 
-    def _talk(self, latencies: list[float], deadline: float) -> None:
+    def _talk(self, latencies: list[float], deadline: float, pause: float = 0.0) -> None:
         assert self.replies is not None
         person = self._person()
         for message, expected in zip(CONVERSATION, self.replies, strict=True):
@@ -217,17 +227,18 @@ class Pipeline:
             self.fake.user_sends_text(person, message)
             self.fake.wait_for_message(person, after=before + expected - 1, timeout=REPLY_TIMEOUT_SECONDS)
             latencies.append(time.perf_counter() - start)
+            time.sleep(pause)
 
-    def load(self, users: int) -> Run:
+    def load(self, users: int, pause: float = 0.0) -> Run:
         """N people talking through Telegram at once."""
         latencies: list[float] = []
         deadline = time.monotonic() + MAX_SECONDS
         self._talk([], deadline)  # warm-up, not counted
         start = time.perf_counter()
         with ThreadPoolExecutor(max_workers=users) as pool:
-            for done in [pool.submit(self._talk, latencies, deadline) for _ in range(users)]:
+            for done in [pool.submit(self._talk, latencies, deadline, pause) for _ in range(users)]:
                 done.result()
-        return Run("Adapter + Rasa (Telegram)", users, latencies, time.perf_counter() - start)
+        return Run("Adapter + Rasa (Telegram)" + paused(pause), users, latencies, time.perf_counter() - start)
 
 
 def adapter_env(fake: FakeTelegram, stack: Stack) -> dict[str, str]:
@@ -390,8 +401,34 @@ def cpu_line(label: str, messages: int, used: dict[str, float]) -> str:
     return f"CPU ms a message ({label}): {parts}"
 
 
-def conversations(profile: Profile, model: Path, user_counts: list[int], workdir: Path) -> list[str]:
-    """Rasa alone and the whole pipeline at each number of users; return the report's lines."""
+class Meter:
+    """CPU seconds used by each process of the stack, and by this one (the fake Bot API and the people)."""
+
+    def __init__(self, processes: dict[str, list[int]]) -> None:
+        self.processes = processes
+
+    def read(self) -> dict[str, float]:
+        here = os.times()
+        return {
+            **{name: cpu_seconds(pids) for name, pids in self.processes.items()},
+            "bench (fake Bot API, people)": here.user + here.system,
+        }
+
+    def measure(self, run: Callable[[], Run], names: tuple[str, ...]) -> tuple[Run, str]:
+        """Do the run; return it with its CPU line (the run's warm-up conversation counted in)."""
+        before = self.read()
+        done = run()
+        after = self.read()
+        messages = len(done.latencies) + len(CONVERSATION)
+        used = {name: after[name] - before[name] for name in names}
+        return done, cpu_line(f"{done.label}, {done.users} users", messages, used)
+
+
+def conversations(
+    profile: Profile, model: Path, user_counts: list[int], paced: tuple[int, float], workdir: Path
+) -> list[str]:
+    """Rasa alone and the whole pipeline at each number of users, then `paced` users (count, pause)
+    who pause between messages as people do; return the report's lines."""
     lines = [
         f"### {profile.describe()}",
         "",
@@ -405,39 +442,23 @@ def conversations(profile: Profile, model: Path, user_counts: list[int], workdir
             fake.wait_for_call("getUpdates", timeout=120)
             pipeline = Pipeline(fake)
             pipeline.learn_replies()
-            processes = {
-                "Rasa": process_tree(stack.rasa.pid),
-                "actions": [stack.actions.pid],
-                "adapter": [adapter.pid],
-            }
-            for users in user_counts:
-                before = {name: cpu_seconds(pids) for name, pids in processes.items()}
-                alone = rasa_alone(stack.rasa_url, users)
-                middle = {name: cpu_seconds(pids) for name, pids in processes.items()}
-                through = pipeline.load(users)
-                after = {name: cpu_seconds(pids) for name, pids in processes.items()}
+            rasa = process_tree(stack.rasa.pid)  # with workers: `rasa run` and its worker processes
+            meter = Meter({"Rasa": rasa, "actions": [stack.actions.pid], "adapter": [adapter.pid]})
+            rest_only = ("Rasa", "actions")
+            everything = (*rest_only, "adapter", "bench (fake Bot API, people)")
+            plan = [(users, 0.0) for users in user_counts] + [paced]
+            for users, pause in plan:
+                alone, alone_cpu = meter.measure(partial(rasa_alone, stack.rasa_url, users, pause), rest_only)
+                through, through_cpu = meter.measure(partial(pipeline.load, users, pause), everything)
                 for run in (alone, through):
                     print(run.line(), flush=True)
                     lines.append(run.line())
-                overheads.append(f"{users} users: {overhead(alone, through)}")
-                cpu.append(
-                    cpu_line(
-                        f"{users} users, Rasa alone",
-                        len(alone.latencies),
-                        {n: middle[n] - before[n] for n in ("Rasa", "actions")},
-                    )
-                )
-                cpu.append(
-                    cpu_line(
-                        f"{users} users, through Telegram",
-                        len(through.latencies),
-                        {n: after[n] - middle[n] for n in processes},
-                    )
-                )
-                print(cpu[-2], cpu[-1], sep="\n", flush=True)
-            rasa_peak = max(peak_memory_mb(pid) for pid in processes["Rasa"])
+                overheads.append(f"{users} users{paused(pause)}: {overhead(alone, through)}")
+                cpu += [alone_cpu, through_cpu]
+                print(alone_cpu, through_cpu, sep="\n", flush=True)
+            rasa_peak = max(peak_memory_mb(pid) for pid in rasa)
             memory = (
-                f"Peak memory: Rasa {rasa_peak:.0f} MB (largest of {len(processes['Rasa'])} processes), "
+                f"Peak memory: Rasa {rasa_peak:.0f} MB (largest of {len(rasa)} processes), "
                 f"actions {peak_memory_mb(stack.actions.pid):.0f} MB, "
                 f"adapter {peak_memory_mb(adapter.pid):.0f} MB"
             )
@@ -488,6 +509,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=MODEL)
     parser.add_argument("--users", type=int, nargs="+", default=[1, 20, 50])
+    parser.add_argument(
+        "--no-telegram-limits",
+        action="store_true",
+        help="skip what Telegram's limits carry (scripts/bench_telegram.py, about 2½ minutes)",
+    )
+    parser.add_argument(
+        "--paced",
+        type=float,
+        nargs=2,
+        default=[20, 1.0],
+        metavar=("USERS", "PAUSE"),
+        help="a last run of USERS people who pause PAUSE seconds after each reply, as people do",
+    )
     parser.add_argument("--services", type=int, default=10_000, help="services loaded for the find benchmark")
     parser.add_argument("--queries", type=int, default=1_000)
     parser.add_argument(
@@ -523,7 +557,19 @@ def main(argv: list[str] | None = None) -> int:
         for profile in profiles(args):
             print(profile.describe(), flush=True)
             with tempfile.TemporaryDirectory() as tmp:
-                report += conversations(profile, args.model, args.users, Path(tmp))
+                paced = (int(args.paced[0]), args.paced[1])
+                report += conversations(profile, args.model, args.users, paced, Path(tmp))
+    if not args.directory_only and not args.no_telegram_limits:
+        print("What Telegram's limits carry (scripts/bench_telegram.py, its defaults)", flush=True)
+        limits = bench_telegram.report(asyncio.run(bench_telegram.run(40, 3, 10, 3)))
+        print(limits, flush=True)
+        report += [
+            "### What Telegram's limits carry (`python -m scripts.bench_telegram`, run by `make bench`)",
+            "",
+            "```",
+            limits,
+            "```",
+        ]
     if not args.no_report:
         write_report(
             report, "python -m scripts.bench " + " ".join(argv if argv is not None else sys.argv[1:])

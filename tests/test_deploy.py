@@ -43,6 +43,7 @@ RASA_OWN = {
     "RASA_TELEMETRY_ENABLED": "rasa/telemetry.py",
     "SQL_POOL_SIZE": "rasa/core/constants.py",
     "SQL_MAX_OVERFLOW": "rasa/core/constants.py",
+    "SANIC_WORKERS": "rasa/constants.py",  # worker processes on one port (needs a shared lock store)
 }
 RASA_SDK_OWN = {"SANIC_HOST": "rasa_sdk/endpoint.py"}
 POSTGRES_IMAGE = {"POSTGRES_USER", "POSTGRES_DB", "POSTGRES_PASSWORD"}
