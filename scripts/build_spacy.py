@@ -25,6 +25,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import spacy
 from spacy.lang.en.stop_words import STOP_WORDS
@@ -50,21 +51,24 @@ def place_names(gazetteer: Path) -> set[str]:
     return {name for name in names if len(name) > 2}
 
 
-def name_patterns(nlp: spacy.language.Language, names: set[str], ambiguous: set[str]) -> list[dict]:
-    """Return token patterns: case-insensitive, except for names that are everyday words."""
-    patterns = []
+def name_patterns(nlp: spacy.language.Language, names: set[str], ambiguous: set[str]) -> list[dict[str, Any]]:
+    """Return the place-name patterns: case-insensitive phrases (matched on each token's LOWER by the
+    ruler's phrase matcher), except names that are everyday words, which are token patterns that
+    match only as written ("Reading", not "reading")."""
+    patterns: list[dict[str, Any]] = []
     for name in sorted(names):
-        tokens = [t.text for t in nlp.make_doc(name)]
         lowered = name.lower()
         if lowered in ambiguous or lowered in STOP_WORDS:
-            pattern = [{"ORTH": t} for t in tokens]
+            pattern: str | list[dict[str, str]] = [{"ORTH": t.text} for t in nlp.make_doc(name)]
         else:
-            pattern = [{"LOWER": t.lower()} for t in tokens]
+            # A phrase: thousands of them cost the phrase matcher next to nothing per message, where
+            # the same number of token patterns made the ruler 7% of Rasa's time (docs/benchmarks.md).
+            pattern = name
         patterns.append({"label": LABEL, "pattern": pattern, "id": name})
     return patterns
 
 
-def postcode_patterns(areas: list[str]) -> list[dict]:
+def postcode_patterns(areas: list[str]) -> list[dict[str, Any]]:
     """Return patterns for a full or partial postcode in one of the UK postcode areas.
 
     A lone one-letter, one-digit district ("b4", "m1") is also text-speak ("before"), so alone it
@@ -96,7 +100,7 @@ def build(out: Path, gazetteer: Path) -> int:
     bad = [a for a in areas if not re.fullmatch(r"[A-Z]{1,2}", a)]
     if bad:
         raise SystemExit(f"postcode_areas.txt: not a postcode area: {bad}")
-    ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": None, "validate": True})
+    ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "LOWER", "validate": True})
     patterns = name_patterns(nlp, place_names(gazetteer), ambiguous) + postcode_patterns(areas)
     ruler.add_patterns(patterns)
     nlp.meta["name"] = "signpost"

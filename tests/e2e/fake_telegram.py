@@ -523,6 +523,9 @@ class FakeTelegram(LoopbackServer):
 
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
+        # One more condition per chat, on the same lock: a test (or the bench's 50 people) waiting for a
+        # bot message in its chat wakes only when that chat changes, not at every call to the fake.
+        self._chat_changed: dict[int, threading.Condition] = {}
         # Update ids keep rising across reset(), so a bot that is polling with an offset still sees
         # the updates queued after it; the poll generation detects overlapping getUpdates requests.
         self._next_update_id = 1
@@ -912,6 +915,14 @@ class FakeTelegram(LoopbackServer):
         self._messages.setdefault(chat_id, {})[message["message_id"]] = message
         self._history.setdefault((chat_id, message["message_id"]), []).append(copy.deepcopy(message))
         self._changed.notify_all()
+        self._chat_condition(chat_id).notify_all()
+
+    def _chat_condition(self, chat_id: int) -> threading.Condition:
+        """The condition notified whenever a message in the chat is stored or edited (lock held)."""
+        condition = self._chat_changed.get(chat_id)
+        if condition is None:
+            condition = self._chat_changed[chat_id] = threading.Condition(self._lock)
+        return condition
 
     def _find(self, chat_id: Any, message_id: Any) -> JSON | None:
         if not isinstance(chat_id, int) or not isinstance(message_id, int):
@@ -1637,15 +1648,17 @@ class FakeTelegram(LoopbackServer):
         Raises AssertionError listing what the chat received, and the bot's failed calls, on timeout.
         """
         deadline = time.monotonic() + timeout
-        with self._changed:
+        with self._lock:
+            changed = self._chat_condition(chat_id)
             while True:
-                for message in self._bot_messages(chat_id)[after:]:
-                    if predicate(message):
-                        return message
+                chat = self._messages.get(chat_id, {})
+                for message_id in self._bot_message_ids.get(chat_id, [])[after:]:
+                    if predicate(chat[message_id]):  # predicates only read; the caller gets a copy
+                        return copy.deepcopy(chat[message_id])
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                self._changed.wait(remaining)
+                changed.wait(remaining)
             dump = self._describe_chat(chat_id)
         raise AssertionError(
             f"no bot message in chat {chat_id} at index >= {after} matched within {timeout:g} s\n{dump}"

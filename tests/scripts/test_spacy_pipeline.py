@@ -48,3 +48,11 @@ def test_everyday_words_that_are_also_places_need_a_capital() -> None:
 def test_text_speak_is_not_mistaken_for_a_postcode() -> None:
     assert locations("l8r h8 gr8 b4 m1") == [[]]
     assert locations("near b4 7dr") == [["b4 7dr"]]
+
+
+def test_place_names_match_whatever_the_case_as_phrases() -> None:
+    assert locations("im in TOWER HAMLETS", "near Stoke-On-Trent", "milton keynes pls") == [
+        ["TOWER HAMLETS"],
+        ["Stoke-On-Trent"],
+        ["milton keynes"],
+    ]
