@@ -571,9 +571,12 @@ def main(argv: list[str] | None = None) -> int:
             "```",
         ]
     if not args.no_report:
-        write_report(
-            report, "python -m scripts.bench " + " ".join(argv if argv is not None else sys.argv[1:])
-        )
+        command = ["python -m scripts.bench", *(argv if argv is not None else sys.argv[1:])]
+        if args.postgres and args.redis and "--postgres" not in command:
+            # Say which servers the production profile ran on (passwords hidden).
+            hidden = make_url(args.postgres).render_as_string(hide_password=True)
+            command += ["--postgres", hidden, "--redis", re.sub(r"//[^/@]*@", "//***@", args.redis)]
+        write_report(report, " ".join(command))
     return 0
 
 
