@@ -233,8 +233,7 @@ class Relay:
             await self.quick_exit(person, message_id)
             return
         if command == FORGET:  # asked even of a blocked person: being forgotten is always their right
-            if message_id is not None:
-                self._record_trail(person.ref, [message_id])
+            self._note(person, message_id)
             await self._tell(person, _say("utter_ask_forget"))
             return
         if not await self._arrived(person, message_id):
@@ -353,10 +352,14 @@ class Relay:
 
     # ---------------------------------------------------------------- privacy
 
-    async def _arrived(self, person: Person, message_id: int | None) -> bool:
-        """Note the message for quick exit; False (and a kind answer, now and then) if they are blocked."""
+    def _note(self, person: Person, message_id: int | None) -> None:
+        """Note a message the person sent (if it is still in the chat), so quick exit can delete it."""
         if message_id is not None:
             self._record_trail(person.ref, [message_id])
+
+    async def _arrived(self, person: Person, message_id: int | None) -> bool:
+        """Note the message for quick exit; False (and a kind answer, now and then) if they are blocked."""
+        self._note(person, message_id)
         until = self._blocked.get(person.ref)
         if until is None or until <= self.clock():
             return True
