@@ -11,7 +11,13 @@ MODEL := models/signpost.tar.gz
 SPACY_MODEL := build/spacy/en_signpost
 MINILM := build/minilm
 GEO := build/geo/places.json
-TRAINING_DATA := config.yml domain.yml $(wildcard nlu/*.yml) $(wildcard stories/*.yml) $(wildcard rasa_addons/*.py)
+# The real-message set (nlu/real/, with provenance) is the NLU's measure and part of its training data.
+REAL := $(wildcard nlu/real/*.yml)
+REAL_NLU := build/real/nlu_real.yml
+TRAINING_DATA := config.yml domain.yml $(wildcard nlu/*.yml) $(REAL) $(wildcard stories/*.yml) $(wildcard rasa_addons/*.py)
+# Folds of the cross-validation on the real set, split by source document (scripts/eval.py).
+REAL_FOLDS := 5
+EVAL := $(PY) -m scripts.eval --model $(MODEL) --holdout tests/nlu_holdout.yml --worker-holdout tests/nlu_holdout_worker.yml --real-folds $(REAL_FOLDS) --out results/holdout
 
 # Local configuration (see .env.example); created with fresh secrets on first use, and completed with
 # any new setting when .env.example changes (scripts/env-file; make then reads it again).
@@ -74,12 +80,15 @@ $(MINILM)/config.json: $(RASA_VENV)/.installed
 
 setup: .env $(RASA_VENV)/.installed $(APP_VENV)/.installed $(SPACY_MODEL)/meta.json $(MINILM)/config.json $(GEO) ## Create both environments, build the spaCy pipeline and location tables
 
+$(REAL_NLU): $(REAL) scripts/real_messages.py domain.yml | $(APP_VENV)/.installed
+	$(PY) -m scripts.real_messages nlu-yaml $@
+
 # Retrains only when the training data or the pipeline changed.
-$(MODEL): $(TRAINING_DATA) | $(SPACY_MODEL)/meta.json $(MINILM)/config.json
+$(MODEL): $(TRAINING_DATA) $(REAL_NLU) | $(SPACY_MODEL)/meta.json $(MINILM)/config.json
 	@mkdir -p models build
 	@start=$$(date +%s); \
 	  env -u TF_NUM_INTRAOP_THREADS -u TF_NUM_INTEROP_THREADS \
-	    $(RASA) train --data nlu stories --config config.yml --domain domain.yml \
+	    $(RASA) train --data nlu $(REAL_NLU) stories --config config.yml --domain domain.yml \
 	    --fixed-model-name signpost --out models || exit 1; \
 	  echo $$(( $$(date +%s) - start )) > build/train_seconds
 	touch $@
@@ -97,8 +106,8 @@ lint: setup ## ruff and mypy over our code
 audit: setup ## Known vulnerabilities in both environments (pip-audit; see requirements/accepted-advisories.txt)
 	$(PY) -m scripts.audit
 
-eval: train ## NLU safeguarding figures on the held-out set (tests/nlu_holdout.yml)
-	$(PY) -m scripts.eval --model $(MODEL) --holdout tests/nlu_holdout.yml --worker-holdout tests/nlu_holdout_worker.yml --out results/holdout
+eval: train ## NLU figures: the held-out sets, and the real-message set cross-validated by source document
+	$(EVAL)
 
 bench: train ## Measure speed: messages per second and latency through Rasa and the actions
 	$(PY) -m scripts.bench --model $(MODEL)
@@ -106,7 +115,7 @@ bench: train ## Measure speed: messages per second and latency through Rasa and 
 test: setup validate lint audit $(MODEL) ## Every test: validation, lint, unit, end-to-end, conversation tests, NLU gate
 	$(PY) -m pytest
 	$(RASA) test core --model $(MODEL) --stories tests/rasa --fail-on-prediction-errors --out results/core
-	$(PY) -m scripts.eval --model $(MODEL) --holdout tests/nlu_holdout.yml --worker-holdout tests/nlu_holdout_worker.yml --out results/holdout --check
+	$(EVAL) --check
 
 # Every run target first migrates the database at DATABASE_URL (and loads the seed into an empty one).
 ready: setup

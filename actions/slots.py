@@ -1,8 +1,9 @@
 """Slots filled from the messages that need reading, read by the conditional responses in domain.yml.
 
 Rasa calls `action_read_message` only for a message whose intent a slot's custom mapping in domain.yml
-names (disclosures, `inform_age`, `nlu_fallback`, worker questions), and at most once per message.
-On every other message `may_be_risk` and `unclear_may_be_risk` are set back to false by the domain's
+names (disclosures, `inform_age`, `nlu_fallback`, `out_of_scope`, worker questions), and at most once per
+message. On every other message `may_be_risk`, `unclear_may_be_risk` and `unclear_may_be_disclosure` are
+set back to false by the domain's
 own `from_intent` mappings, without a call to the action server. tests/test_domain.py checks that the
 domain's intent lists are the ones these functions fill slots on.
 """
@@ -22,7 +23,7 @@ from actions.disclosure import (
     disclosure_from_intent,
     is_about_someone_else,
 )
-from actions.fallback import FALLBACK_INTENT, looks_like_risk
+from actions.fallback import UNCLEAR_INTENTS, looks_like_disclosure, looks_like_risk
 from actions.worker import worker_topic_from_intent
 
 AGE_INTENT = "inform_age"
@@ -70,10 +71,18 @@ def extract_may_be_risk(tracker: Tracker) -> dict[str, Any]:
 
 def extract_unclear_may_be_risk(tracker: Tracker) -> dict[str, Any]:
     """An unclear message that may mean danger is answered with the crisis numbers."""
-    if _intent(tracker) != FALLBACK_INTENT:
+    if _intent(tracker) not in UNCLEAR_INTENTS:
         return {}
     ranking = tracker.latest_message.get("intent_ranking") or []
     return {"unclear_may_be_risk": looks_like_risk(ranking)}
+
+
+def extract_unclear_may_be_disclosure(tracker: Tracker) -> dict[str, Any]:
+    """An unclear message that may be a disclosure gets a gentle check, with the harms as buttons."""
+    if _intent(tracker) not in UNCLEAR_INTENTS:
+        return {}
+    ranking = tracker.latest_message.get("intent_ranking") or []
+    return {"unclear_may_be_disclosure": looks_like_disclosure(ranking)}
 
 
 def extract_worker_topic(tracker: Tracker) -> dict[str, Any]:
@@ -87,6 +96,7 @@ EXTRACTORS = (
     extract_age_group,
     extract_disclosure,
     extract_may_be_risk,
+    extract_unclear_may_be_disclosure,
     extract_unclear_may_be_risk,
     extract_worker_topic,
 )

@@ -11,7 +11,15 @@ With --worker-holdout it also prints the worker-mode figures on the workers' hel
 - worker routing: share of worker questions (worker_*) predicted as any worker_* intent;
 - topic accuracy: share predicted with exactly their topic's intent (worker_<topic>);
 - misrouted as a disclosure: share of worker questions predicted as disclose_* or risk_immediate.
-With --check it exits 1 when a figure misses its target (the targets in issues 2 and 3).
+With --real it also cross-validates on the real-message set (nlu/real/, scripts/real_messages.py): the
+folds are split by source document, so no document is on both sides of a fold; each fold trains a model
+on all of nlu/ plus the real messages of the other folds, and is tested on its own. It prints:
+- disclosure recall, exact harm type (disclosures predicted with exactly their intent), risk recall,
+  false alarms on ordinary messages (neither a disclosure, danger nor a worker's message; distress is
+  ordinary here), worker routing, a young person's disclosure or danger read as a worker question,
+  and distress read as distress or as danger;
+- the same by length: up to 15 words, 16-40, over 40.
+With --check it exits 1 when a figure misses its target (the targets in issues 2, 3 and 13).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -27,12 +36,24 @@ from pathlib import Path
 
 from actions.disclosure import RISK_INTENT, disclosure_from_intent
 from actions.worker import WORKER_PREFIX
+from scripts import real_messages
 
 ROOT = Path(__file__).resolve().parent.parent
 RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
 TARGETS = {"disclosure_recall": 0.95, "risk_recall": 0.98, "false_alarm_rate": 0.05}
 WORKER_TARGETS = {"worker_routing": 0.95, "topic_accuracy": 0.85, "misrouted_as_disclosure": 0.05}
-AT_MOST = {"false_alarm_rate", "misrouted_as_disclosure"}
+REAL_TARGETS = {
+    "disclosure_recall": 0.90,
+    "exact_harm_type": 0.60,
+    "risk_recall": 0.95,
+    "false_alarm_rate": 0.10,
+    "worker_routing": 0.85,
+    "young_person_to_worker": 0.03,
+}
+AT_MOST = {"false_alarm_rate", "misrouted_as_disclosure", "young_person_to_worker"}
+DISTRESS_INTENT = "distress"
+WORKER_ROLE_INTENT = "inform_role_worker"
+LENGTHS = (("up to 15 words", 0, 15), ("16-40 words", 16, 40), ("over 40 words", 41, 10**6))
 
 
 def is_alarm(intent: str) -> bool:
@@ -113,6 +134,59 @@ def worker_figures(pairs: list[tuple[str, str]]) -> WorkerFigures:
     )
 
 
+def is_worker(intent: str) -> bool:
+    """Return True for a worker's question or a worker saying their role."""
+    return intent.startswith(WORKER_PREFIX) or intent == WORKER_ROLE_INTENT
+
+
+@dataclass(frozen=True)
+class RealFigures:
+    """The figures on real messages (cross-validated, folds grouped by source document)."""
+
+    messages: int
+    disclosures: int
+    risks: int
+    ordinary: int
+    worker_questions: int
+    distress: int
+    disclosure_recall: float
+    exact_harm_type: float
+    risk_recall: float
+    false_alarm_rate: float
+    worker_routing: float
+    young_person_to_worker: float
+    distress_recognised: float
+    distress_as_risk: float
+
+
+def real_figures(pairs: list[tuple[str, str]]) -> RealFigures:
+    """Compute the real-set figures from (true intent, predicted intent) pairs."""
+    disclosures = [(t, p) for t, p in pairs if t.startswith("disclose_")]
+    risks = [(t, p) for t, p in pairs if t == RISK_INTENT]
+    ordinary = [(t, p) for t, p in pairs if not is_alarm(t) and not is_worker(t)]
+    workers = [(t, p) for t, p in pairs if t.startswith(WORKER_PREFIX)]
+    distress = [(t, p) for t, p in pairs if t == DISTRESS_INTENT]
+    flagged = disclosures + risks
+    return RealFigures(
+        messages=len(pairs),
+        disclosures=len(disclosures),
+        risks=len(risks),
+        ordinary=len(ordinary),
+        worker_questions=len(workers),
+        distress=len(distress),
+        disclosure_recall=ratio(sum(is_alarm(p) for _, p in disclosures), len(disclosures)),
+        exact_harm_type=ratio(sum(t == p for t, p in disclosures), len(disclosures)),
+        risk_recall=ratio(sum(p == RISK_INTENT for _, p in risks), len(risks)),
+        false_alarm_rate=ratio(sum(is_alarm(p) for _, p in ordinary), len(ordinary), empty=0.0),
+        worker_routing=ratio(sum(p.startswith(WORKER_PREFIX) for _, p in workers), len(workers)),
+        young_person_to_worker=ratio(
+            sum(p.startswith(WORKER_PREFIX) for _, p in flagged), len(flagged), empty=0.0
+        ),
+        distress_recognised=ratio(sum(p == DISTRESS_INTENT for _, p in distress), len(distress)),
+        distress_as_risk=ratio(sum(p == RISK_INTENT for _, p in distress), len(distress), empty=0.0),
+    )
+
+
 def failures(test_out: Path) -> tuple[list[tuple[str, str]], list[dict]]:
     """Read rasa's per-message results: (true, predicted) pairs and the misclassified messages."""
     pairs: list[tuple[str, str]] = []
@@ -152,6 +226,83 @@ def run_rasa_test(model: Path, holdout: Path, out: Path) -> None:
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
         raise SystemExit(f"rasa test nlu failed with exit status {done.returncode}")
+
+
+def train_nlu(data: Path, out: Path) -> Path:
+    """Train an NLU-only model on the training data folder `data`; return the model's path."""
+    cmd = [str(RASA), "train", "nlu", "--nlu", str(data), "--config", "config.yml", "--out", str(out)]
+    cmd += ["--fixed-model-name", "model"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_NUM_")}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
+        raise SystemExit(f"rasa train nlu failed with exit status {done.returncode}")
+    return out / "model.tar.gz"
+
+
+def write_nlu(messages: list[real_messages.RealMessage], path: Path) -> None:
+    """Write real messages as a Rasa NLU file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(real_messages.to_rasa_yaml(messages), encoding="utf-8")
+
+
+def cross_validate(k: int, out: Path) -> list[tuple[real_messages.RealMessage, str]]:
+    """Return each real message with the intent a model that never saw its source predicted."""
+    messages = real_messages.load(intents=real_messages.domain_intents())
+    predicted: list[tuple[real_messages.RealMessage, str]] = []
+    for i, fold in enumerate(real_messages.folds(messages, k)):
+        held = {m.source.id for m in fold}
+        fold_dir = out / f"fold{i}"
+        shutil.rmtree(fold_dir, ignore_errors=True)
+        data = fold_dir / "data"
+        data.mkdir(parents=True)
+        for path in sorted((ROOT / "nlu").glob("*.yml")):
+            shutil.copy(path, data / path.name)
+        write_nlu([m for m in messages if m.source.id not in held], data / "real_train.yml")
+        write_nlu(fold, fold_dir / "test.yml")
+        print(f"fold {i + 1} of {k}: {len(fold)} messages from {len(held)} documents", flush=True)
+        model = train_nlu(data, fold_dir)
+        run_rasa_test(model, fold_dir / "test.yml", fold_dir / "results")
+        by_text = {real_messages.rasa_text(m.text): m for m in fold}
+        for name in ("intent_successes.json", "intent_errors.json"):
+            path = fold_dir / "results" / name
+            for row in json.loads(path.read_text(encoding="utf-8")) if path.exists() else []:
+                intent = (row.get("intent_prediction") or {}).get("name") or "None"
+                predicted.append((by_text[" ".join(row["text"].split())], intent))
+        shutil.rmtree(data)
+    return predicted
+
+
+def real_report(predicted: list[tuple[real_messages.RealMessage, str]]) -> tuple[str, RealFigures]:
+    """Return the printed real-set report, with the figures over all lengths."""
+    pairs = [(m.label, p) for m, p in predicted]
+    fig = real_figures(pairs)
+    lines = [
+        f"Real messages, cross-validated by source document: {fig.messages} ({fig.disclosures} "
+        f"disclosures, {fig.risks} danger, {fig.worker_questions} worker questions, {fig.distress} "
+        f"distress, {fig.ordinary} ordinary including distress)",
+    ]
+    for name, bound in REAL_TARGETS.items():
+        sign = "<=" if name in AT_MOST else ">="
+        lines.append(f"  {name.replace('_', ' '):26} {getattr(fig, name):.3f}   (target {sign} {bound})")
+    lines.append(f"  {'distress recognised':26} {fig.distress_recognised:.3f}")
+    lines.append(f"  {'distress read as danger':26} {fig.distress_as_risk:.3f}")
+    lines.append("By length (n: disclosure recall, exact harm, risk recall, false alarms, worker routing):")
+    for label, low, high in LENGTHS:
+        part = [(m.label, p) for m, p in predicted if low <= m.words <= high]
+        f = real_figures(part)
+        lines.append(
+            f"  {label:15} n={f.messages:3}: {f.disclosure_recall:.2f} ({f.disclosures}), "
+            f"{f.exact_harm_type:.2f}, {f.risk_recall:.2f} ({f.risks}), {f.false_alarm_rate:.2f} "
+            f"({f.ordinary}), {f.worker_routing:.2f} ({f.worker_questions})"
+        )
+    lines.append("Confusion (true -> predicted: count):")
+    table: dict[str, Counter[str]] = defaultdict(Counter)
+    for true, guess in pairs:
+        table[true][guess] += 1
+    for true in sorted(table):
+        lines.append(f"  {true:32} " + ", ".join(f"{p}: {n}" for p, n in table[true].most_common()))
+    return "\n".join(lines), fig
 
 
 def report(fig: Figures, table: dict[str, Counter[str]], errors: list[dict]) -> str:
@@ -195,7 +346,7 @@ def worker_report(fig: WorkerFigures) -> str:
     )
 
 
-def missed_targets(fig: Figures | WorkerFigures, targets: dict[str, float]) -> list[str]:
+def missed_targets(fig: Figures | WorkerFigures | RealFigures, targets: dict[str, float]) -> list[str]:
     """Return the names of the figures that miss their target (AT_MOST ones are upper bounds)."""
     values = asdict(fig)
     return [
@@ -212,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--holdout", type=Path, required=True)
     parser.add_argument("--worker-holdout", type=Path, help="held-out worker questions")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--real-folds", type=int, default=0, help="cross-validate on nlu/real in k folds")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args(argv)
     run_rasa_test(args.model, args.holdout, args.out)
@@ -231,6 +383,15 @@ def main(argv: list[str] | None = None) -> int:
         print(worker_report(wfig))
         (worker_out / "worker.json").write_text(json.dumps(asdict(wfig), indent=2) + "\n")
         missed += missed_targets(wfig, WORKER_TARGETS)
+    if args.real_folds:
+        real_out = args.out / "real"
+        predicted = cross_validate(args.real_folds, real_out)
+        text, rfig = real_report(predicted)
+        print(text)
+        (real_out / "real.json").write_text(json.dumps(asdict(rfig), indent=2) + "\n")
+        rows = [{"text": m.text, "label": m.label, "predicted": p, "source": m.source.id} for m, p in predicted]
+        (real_out / "predictions.json").write_text(json.dumps(rows, indent=1) + "\n")
+        missed += [f"real {name}" for name in missed_targets(rfig, REAL_TARGETS)]
     if args.check and missed:
         print(f"NLU gate failed: {', '.join(missed)}", file=sys.stderr)
         return 1

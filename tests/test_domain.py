@@ -13,7 +13,7 @@ import yaml
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.disclosure import disclosure_from_intent
-from actions.fallback import FALLBACK_INTENT
+from actions.fallback import FALLBACK_INTENT, UNCLEAR_INTENTS
 from actions.slots import AGE_INTENT, ActionReadMessage
 from actions.worker import worker_topic_from_intent
 from tests.actions.helpers import make_tracker
@@ -59,9 +59,24 @@ def test_danger_answers_carry_every_crisis_number(name: str) -> None:
             assert number in variant["text"], (name, number)
 
 
-def test_an_unclear_message_that_may_be_danger_gets_every_crisis_number() -> None:
-    (risky,) = [v for v in RESPONSES["utter_default"] if v.get("condition")]
+def _when(variant: dict) -> dict[str, object]:
+    return {c["name"]: c["value"] for c in variant.get("condition") or []}
+
+
+@pytest.mark.parametrize("name", ["utter_default", "utter_out_of_scope"])
+def test_an_unclear_message_that_may_be_danger_gets_every_crisis_number(name: str) -> None:
+    (risky,) = [v for v in RESPONSES[name] if _when(v).get("unclear_may_be_risk") is True]
     assert all(number in risky["text"] for number in CRISIS)
+
+
+@pytest.mark.parametrize("name", ["utter_default", "utter_out_of_scope"])
+def test_an_unclear_message_that_may_be_a_disclosure_gets_a_gentle_check_with_every_harm(name: str) -> None:
+    """Only when danger is not among the guesses: the crisis answer comes first (issue 13)."""
+    (gentle,) = [v for v in RESPONSES[name] if _when(v).get("unclear_may_be_disclosure") is True]
+    assert _when(gentle)["unclear_may_be_risk"] is False
+    assert "something may have happened" in gentle["text"]
+    payloads = {b["payload"] for b in gentle["buttons"]}
+    assert {f"/{i}" for i in INTENTS if i.startswith("disclose_")} <= payloads
 
 
 def _leave_quickly(variant: dict) -> bool:
@@ -186,10 +201,15 @@ READ_ON = {
     "age_group": [AGE_INTENT],
     "disclosure": DISCLOSURES,
     "may_be_risk": DISCLOSURES,
-    "unclear_may_be_risk": [FALLBACK_INTENT],
+    "unclear_may_be_disclosure": list(UNCLEAR_INTENTS),
+    "unclear_may_be_risk": list(UNCLEAR_INTENTS),
     "worker_topic": [i for i in INTENTS if worker_topic_from_intent(i)],
 }
-FALSE_UNLESS = {"may_be_risk": DISCLOSURES, "unclear_may_be_risk": [FALLBACK_INTENT]}
+FALSE_UNLESS = {
+    "may_be_risk": DISCLOSURES,
+    "unclear_may_be_disclosure": list(UNCLEAR_INTENTS),
+    "unclear_may_be_risk": list(UNCLEAR_INTENTS),
+}
 
 
 def test_the_intent_lists_cover_the_intents_they_should() -> None:

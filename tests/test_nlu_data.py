@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from scripts import real_messages
+
 ROOT = Path(__file__).resolve().parent.parent
 DISCLOSURES = (
     "disclose_cyberbullying",
@@ -79,3 +81,42 @@ def test_every_worker_topic_has_training_and_held_out_questions() -> None:
     for topic in topics:
         assert trained[topic] >= 40, topic
         assert held_out[topic] >= 10, topic
+
+
+REAL = real_messages.load(intents=real_messages.domain_intents())
+
+
+def test_the_real_set_has_at_least_400_published_messages_from_many_documents() -> None:
+    assert len(REAL) >= 400
+    assert len({m.source.id for m in REAL}) >= 100
+    counts = Counter(m.label for m in REAL)
+    assert sum(n for label, n in counts.items() if label.startswith("disclose_")) >= 100
+    assert counts["risk_immediate"] >= 20 and counts["distress"] >= 20
+    assert sum(n for label, n in counts.items() if label.startswith("worker_")) >= 60
+    assert counts["out_of_scope"] >= 100
+
+
+def test_every_real_message_says_where_and_when_it_was_published() -> None:
+    assert REAL
+    for message in REAL:
+        assert message.source.url.startswith(("http://", "https://")), message.source.id
+        assert message.source.accessed != "unknown", message.source.id
+
+
+def test_no_real_message_is_copied_into_the_written_training_data() -> None:
+    """The written examples must never quote the real set: it would measure us, not real people."""
+    written = {normalise(text) for _, text in TRAINING}
+    real = {real_messages.normalise(m.text).replace(" ", "") for m in REAL}
+    copied = [text for text in written if text.replace(" ", "") in real]
+    assert REAL and not copied, copied[:5]
+
+
+def test_the_folds_never_split_a_source_document() -> None:
+    folds = real_messages.folds(REAL, 5)
+    homes: dict[str, set[int]] = {}
+    for index, fold in enumerate(folds):
+        for message in fold:
+            homes.setdefault(message.source.id, set()).add(index)
+    assert sum(len(f) for f in folds) == len(REAL)
+    assert all(len(h) == 1 for h in homes.values())
+    assert max(map(len, folds)) - min(map(len, folds)) <= 10

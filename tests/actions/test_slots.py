@@ -81,7 +81,7 @@ def test_an_unclear_message_near_risk_is_flagged() -> None:
         {"name": "risk_immediate", "confidence": 0.25},
     ]
     events, _ = run(make_tracker(intent="nlu_fallback", text="idk anymore", intent_ranking=ranking))
-    assert events == [SlotSet("unclear_may_be_risk", True)]
+    assert events == [SlotSet("unclear_may_be_disclosure", False), SlotSet("unclear_may_be_risk", True)]
 
 
 def test_an_unclear_message_far_from_risk_is_not_flagged() -> None:
@@ -92,7 +92,18 @@ def test_an_unclear_message_far_from_risk_is_not_flagged() -> None:
         {"name": "risk_immediate", "confidence": 0.1},
     ]
     events, _ = run(make_tracker(intent="nlu_fallback", text="banana", intent_ranking=ranking))
-    assert events == [SlotSet("unclear_may_be_risk", False)]
+    assert events == [SlotSet("unclear_may_be_disclosure", False), SlotSet("unclear_may_be_risk", False)]
+
+
+def test_an_out_of_scope_message_near_a_disclosure_gets_the_gentle_check() -> None:
+    ranking = [
+        {"name": "out_of_scope", "confidence": 0.5},
+        {"name": "disclose_grooming", "confidence": 0.3},
+        {"name": "greet", "confidence": 0.2},
+    ]
+    tracker = make_tracker(intent="out_of_scope", text="he wants to meet me this weekend", intent_ranking=ranking)
+    events, _ = run(tracker)
+    assert events == [SlotSet("unclear_may_be_disclosure", True), SlotSet("unclear_may_be_risk", False)]
 
 
 def test_a_clear_message_is_not_read_for_unclear_risk() -> None:

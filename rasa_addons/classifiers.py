@@ -1,0 +1,307 @@
+"""A second opinion on DIET's intent from the sentence encoder, read one sentence at a time.
+
+DIET learns the words of our training data; on real young people's messages it missed most
+disclosures (issue 13). The sentence encoder (all-MiniLM-L6-v2, features from the featurizer before
+this component) places a message by meaning instead. This component:
+
+1. averages the encoder's token vectors into one vector for the message, and one for each sentence;
+2. scores the intents with a logistic regression on those vectors (trained on the same data as DIET);
+3. votes: the intent ranking becomes `weight` of the encoder's scores plus the rest of DIET's;
+4. prefers a false alarm to a missed disclosure: disclosure and danger intents are scaled by
+   `alarm_boost` before the vote is normalised;
+5. reads a long message one sentence at a time: if the most alarming sentence scores at least
+   `sentence_threshold` for a disclosure or danger, that intent decides (a young person's long account
+   mentions the harm once, in the middle) - unless the message is written as a worker's, about a child in
+   their care (`perspective`), where a harm in one sentence is the subject of their question.
+
+Named in config.yml after DIETClassifier and before FallbackClassifier. Plain functions below do the
+work and are tested without Rasa (tests/rasa_addons/test_classifiers.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import numpy as np
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+RISK_INTENT = "risk_immediate"
+DISCLOSURE_PREFIX = "disclose_"
+SENTENCE_END = re.compile(r"[.!?\n]+|\.\.\.|…")
+FIRST_PERSON = re.compile(r"\b(?:i|me|my|mine|myself|im|i'm|ive|i've|id|i'd|ill|i'll)\b", re.IGNORECASE)
+# Words a worker uses for the young people in their care, and for their work.
+WORKER_VOICE = re.compile(
+    r"\b(?:pupils?|students?|learners?|year \d+s|my (?:class|tutees?|caseload|school|setting)|our (?:school|"
+    r"pupils|students|setting|dsl)|a (?:child|young person|pupil|student|girl|boy) (?:in|on|at|i|we|who)|"
+    r"safeguarding|dsl|dsls|deputy dsl|colleagues?|staff|slt|parents? (?:of|have|are)|caseload|referral|"
+    r"social worker|teachers? (?:at|in) (?:my|our)|as a (?:teacher|social worker|dsl|youth worker|nurse))\b",
+    re.IGNORECASE,
+)
+
+
+def is_alarm(intent: str) -> bool:
+    """Return True for the intents that mean a disclosure or danger."""
+    return intent.startswith(DISCLOSURE_PREFIX) or intent == RISK_INTENT
+
+
+def sentence_spans(text: str, tokens: list[tuple[int, int]], min_tokens: int) -> list[tuple[int, int]]:
+    """Return [first, last) token ranges of each sentence with at least `min_tokens` tokens."""
+    ends = [m.start() for m in SENTENCE_END.finditer(text)]
+    spans: list[tuple[int, int]] = []
+    first = 0
+    for i, (start, _end) in enumerate(tokens):
+        if i > first and any(tokens[i - 1][0] <= e < start for e in ends):
+            spans.append((first, i))
+            first = i
+    spans.append((first, len(tokens)))
+    return [(a, b) for a, b in spans if b - a >= min_tokens]
+
+
+def unit(vectors: np.ndarray) -> np.ndarray:
+    """Return each row scaled to length 1 (rows of zeros stay zero)."""
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-9)
+
+
+def worker_voice(text: str) -> bool:
+    """Return True when the message is written as a worker's, about young people in their care."""
+    return bool(WORKER_VOICE.search(text))
+
+
+def perspective(text: str) -> np.ndarray:
+    """Return two signals: how much the writer speaks of themselves, and whether they write as a worker."""
+    words = max(len(text.split()), 1)
+    first = len(FIRST_PERSON.findall(text))
+    return np.array([min(1.0, 4.0 * first / words), 1.0 if worker_voice(text) else 0.0])
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Return the softmax of each row."""
+    shifted = scores - scores.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+class LinearModel:
+    """A multinomial logistic regression stored as plain arrays (no pickles in the model)."""
+
+    def __init__(self, classes: list[str], coef: np.ndarray, intercept: np.ndarray) -> None:
+        self.classes = classes
+        self.coef = coef
+        self.intercept = intercept
+
+    @classmethod
+    def fit(cls, x: np.ndarray, labels: list[str], c: float) -> LinearModel:
+        """Train on rows `x` with their intents."""
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
+        model.fit(x, labels)
+        coef, intercept = model.coef_, model.intercept_
+        if len(model.classes_) == 2:
+            # Two classes come back as one score; as two, the softmax gives the same probabilities.
+            coef, intercept = np.vstack([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
+        return cls([str(k) for k in model.classes_], coef, intercept)
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Return each row's probability for each class."""
+        return softmax(x @ self.coef.T + self.intercept)
+
+
+def vote(
+    diet: dict[str, float], encoder: dict[str, float], weight: float, alarm_boost: float
+) -> dict[str, float]:
+    """Return the combined ranking: the encoder's share `weight`, alarms scaled by `alarm_boost`."""
+    names = set(diet) | set(encoder)
+    mixed = {n: (1 - weight) * diet.get(n, 0.0) + weight * encoder.get(n, 0.0) for n in names}
+    mixed = {n: p * (alarm_boost if is_alarm(n) else 1.0) for n, p in mixed.items()}
+    total = sum(mixed.values()) or 1.0
+    return {n: p / total for n, p in mixed.items()}
+
+
+def most_alarming(sentences: list[dict[str, float]]) -> tuple[str, float] | None:
+    """Return the alarm intent of the sentence that scores highest for any alarm, and that score."""
+    best: tuple[str, float] | None = None
+    for scores in sentences:
+        alarm = {n: p for n, p in scores.items() if is_alarm(n)}
+        if not alarm:
+            continue
+        total = sum(alarm.values())
+        # Danger in any sentence is danger; otherwise the sentence's likeliest harm.
+        name = RISK_INTENT if alarm.get(RISK_INTENT, 0.0) >= 0.5 * total else max(alarm, key=alarm.__getitem__)
+        if best is None or total > best[1]:
+            best = (name, total)
+    return best
+
+
+def decide(
+    ranking: dict[str, float],
+    sentences: list[dict[str, float]],
+    threshold: float,
+    risk_threshold: float,
+    as_worker: bool,
+) -> dict[str, float]:
+    """Return the ranking, raised to danger or a disclosure that one sentence shows and the whole hid."""
+    if as_worker:
+        return ranking
+    top = max(ranking, key=ranking.__getitem__)
+    risk = max((s.get(RISK_INTENT, 0.0) for s in sentences), default=0.0)
+    if top != RISK_INTENT and risk_threshold > 0 and risk >= risk_threshold:
+        return raise_to(ranking, RISK_INTENT, risk)
+    if is_alarm(top) or threshold <= 0:
+        return ranking
+    found = most_alarming(sentences)
+    if found is None or found[1] < threshold:
+        return ranking
+    return raise_to(ranking, *found)
+
+
+def raise_to(ranking: dict[str, float], name: str, score: float) -> dict[str, float]:
+    """Return the ranking with `name` first: at `score`, and clearly ahead of the next guess."""
+    others = {n: p for n, p in ranking.items() if n != name}
+    rest = sum(others.values()) or 1.0
+    raised = {n: p * (1 - score) / rest for n, p in others.items()}
+    raised[name] = max(score, max(raised.values(), default=0.0) + 0.2)
+    total = sum(raised.values())
+    return {n: p / total for n, p in raised.items()}
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
+class SentenceVoteClassifier(GraphComponent, IntentClassifier):
+    """The sentence encoder's vote beside DIET, and a long message read one sentence at a time."""
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        """The settings measured in README "NLU choices"."""
+        return {
+            "weight": 0.5,
+            "alarm_boost": 1.0,
+            "sentence_threshold": 0.5,
+            "risk_threshold": 0.3,
+            "min_sentence_tokens": 3,
+            "perspective": True,
+            "C": 4.0,
+        }
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        model: LinearModel | None = None,
+    ) -> None:
+        self._config = config
+        self._storage = model_storage
+        self._resource = resource
+        self._model = model
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> SentenceVoteClassifier:
+        """A new, untrained classifier."""
+        return cls(config, model_storage, resource)
+
+    def _vectors(self, message: Message) -> tuple[np.ndarray, list[np.ndarray]] | None:
+        """Return the message's vector and one per sentence, from the encoder's token vectors."""
+        sequence, _ = message.get_dense_features(TEXT)
+        if sequence is None:
+            return None
+        tokens = message.get("text_tokens") or []
+        vectors = np.asarray(sequence.features, dtype=np.float32)
+        if len(tokens) != len(vectors) or not len(vectors):
+            return (unit(vectors.mean(axis=0)), []) if len(vectors) else None
+        text = str(message.get(TEXT) or "")
+        spans = sentence_spans(text, [(t.start, t.end) for t in tokens], self._config["min_sentence_tokens"])
+        sentences = [unit(vectors[a:b].mean(axis=0)) for a, b in spans] if len(spans) > 1 else []
+        return unit(vectors.mean(axis=0)), sentences
+
+    def _row(self, vector: np.ndarray, text: str) -> np.ndarray:
+        """Return the classifier's input for a vector of the message (or of one of its sentences)."""
+        return np.concatenate([vector, perspective(text)]) if self._config["perspective"] else vector
+
+    def train(self, training_data: TrainingData) -> Resource:
+        """Fit the logistic regression on every intent example's message vector."""
+        rows, labels = [], []
+        for example in training_data.intent_examples:
+            found = self._vectors(example)
+            if found is not None:
+                rows.append(self._row(found[0], str(example.get(TEXT) or "")))
+                labels.append(str(example.get(INTENT)))
+        self._model = LinearModel.fit(np.vstack(rows), labels, float(self._config["C"]))
+        with self._storage.write_to(self._resource) as folder:
+            np.savez(folder / "model.npz", coef=self._model.coef, intercept=self._model.intercept)
+            (folder / "classes.json").write_text(json.dumps(self._model.classes))
+        return self._resource
+
+    @classmethod
+    def load(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> SentenceVoteClassifier:
+        """The trained classifier, or an untrained one (which changes nothing) if it was never trained."""
+        try:
+            with model_storage.read_from(resource) as folder:
+                arrays = np.load(folder / "model.npz")
+                classes = json.loads((folder / "classes.json").read_text())
+                model = LinearModel(classes, arrays["coef"], arrays["intercept"])
+        except (ValueError, FileNotFoundError):
+            model = None
+        return cls(config, model_storage, resource, model)
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        """Set each message's intent and ranking from DIET's and the encoder's vote."""
+        if self._model is None:
+            return messages
+        for message in messages:
+            found = self._vectors(message)
+            if found is None:
+                continue
+            text = str(message.get(TEXT) or "")
+            whole, sentences = found
+            rows = np.vstack([self._row(v, text) for v in [whole, *sentences]])
+            probs = self._model.probabilities(rows)
+            named = [dict(zip(self._model.classes, map(float, p))) for p in probs]
+            diet = {
+                r[INTENT_NAME_KEY]: float(r[PREDICTED_CONFIDENCE_KEY])
+                for r in message.get(INTENT_RANKING_KEY) or []
+            }
+            ranking = vote(diet, named[0], float(self._config["weight"]), float(self._config["alarm_boost"]))
+            as_worker = bool(self._config["perspective"]) and worker_voice(text)
+            ranking = decide(
+                ranking,
+                named[1:],
+                float(self._config["sentence_threshold"]),
+                float(self._config["risk_threshold"]),
+                as_worker,
+            )
+            ordered = sorted(ranking.items(), key=lambda kv: -kv[1])[:10]
+            top_name, top_confidence = ordered[0]
+            message.set(
+                INTENT,
+                {INTENT_NAME_KEY: top_name, PREDICTED_CONFIDENCE_KEY: top_confidence},
+                add_to_output=True,
+            )
+            message.set(
+                INTENT_RANKING_KEY,
+                [{INTENT_NAME_KEY: n, PREDICTED_CONFIDENCE_KEY: p} for n, p in ordered],
+                add_to_output=True,
+            )
+        return messages

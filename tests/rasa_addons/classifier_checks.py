@@ -1,0 +1,90 @@
+"""Checks of the sentence-vote classifier's plain functions, run with the Rasa environment's Python.
+
+tests/rasa_addons/test_classifiers.py runs this file and reports each check by name.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+from rasa_addons import classifiers as c
+
+
+def check_a_long_account_splits_into_its_sentences() -> None:
+    text = "so basically it started in year 9. he said he was 16... then he asked for pics! idk"
+    tokens = [(m.start(), m.end()) for m in __import__("re").finditer(r"\S+", text)]
+    spans = c.sentence_spans(text, tokens, min_tokens=3)
+    words = [" ".join(text[tokens[i][0] : tokens[i][1]] for i in range(a, b)) for a, b in spans]
+    assert words == ["so basically it started in year 9.", "he said he was 16...", "then he asked for pics!"], words
+
+
+def check_the_vote_mixes_diet_and_the_encoder_and_boosts_alarms() -> None:
+    mixed = c.vote({"greet": 1.0}, {"disclose_grooming": 1.0}, weight=0.5, alarm_boost=1.0)
+    assert mixed == {"greet": 0.5, "disclose_grooming": 0.5}, mixed
+    boosted = c.vote({"greet": 1.0}, {"disclose_grooming": 1.0}, weight=0.5, alarm_boost=3.0)
+    assert abs(boosted["disclose_grooming"] - 0.75) < 1e-9, boosted
+
+
+def check_one_alarming_sentence_decides_a_long_message_that_hid_it() -> None:
+    ranking = {"out_of_scope": 0.7, "disclose_sextortion": 0.3}
+    sentences = [{"out_of_scope": 0.9, "disclose_sextortion": 0.1}, {"out_of_scope": 0.2, "disclose_sextortion": 0.8}]
+    decided = c.decide(ranking, sentences, threshold=0.5, risk_threshold=0.3, as_worker=False)
+    assert max(decided, key=decided.get) == "disclose_sextortion", decided
+    assert abs(sum(decided.values()) - 1) < 1e-9
+
+
+def check_danger_in_one_sentence_outranks_a_disclosure() -> None:
+    ranking = {"disclose_cyberbullying": 0.8, "risk_immediate": 0.1, "out_of_scope": 0.1}
+    sentences = [{"disclose_cyberbullying": 0.9, "risk_immediate": 0.1}, {"risk_immediate": 0.6, "distress": 0.4}]
+    decided = c.decide(ranking, sentences, threshold=0.5, risk_threshold=0.3, as_worker=False)
+    assert max(decided, key=decided.get) == "risk_immediate", decided
+
+
+def check_a_faint_sentence_changes_nothing() -> None:
+    ranking = {"out_of_scope": 0.7, "disclose_sextortion": 0.3}
+    sentences = [{"out_of_scope": 0.7, "disclose_sextortion": 0.3}]
+    assert c.decide(ranking, sentences, threshold=0.5, risk_threshold=0.3, as_worker=False) == ranking
+
+
+def check_a_worker_asking_about_a_pupil_keeps_their_reading() -> None:
+    text = "One of my year 10 pupils told me a man online is asking her for pictures, do I refer to MASH?"
+    assert c.worker_voice(text)
+    assert not c.worker_voice("a man online keeps asking me for pics and i dont know what to do")
+    ranking = {"worker_referral_front_door": 0.6, "disclose_grooming": 0.4}
+    sentences = [{"disclose_grooming": 0.9, "worker_referral_front_door": 0.1}]
+    assert c.decide(ranking, sentences, threshold=0.5, risk_threshold=0.3, as_worker=True) == ranking
+
+
+def check_perspective_counts_the_writers_own_words() -> None:
+    mine = c.perspective("i think my ex is tracking me and i am scared")
+    theirs = c.perspective("a pupil in year 8 says her ex is tracking her")
+    assert mine[0] > theirs[0] and theirs[1] == 1.0 and mine[1] == 0.0, (mine, theirs)
+
+
+def check_the_linear_model_learns_and_gives_probabilities() -> None:
+    rng = np.random.default_rng(3)
+    x = np.vstack([rng.normal(1, 0.1, (20, 4)), rng.normal(-1, 0.1, (20, 4))])
+    model = c.LinearModel.fit(x, ["a"] * 20 + ["b"] * 20, c=1.0)
+    probs = model.probabilities(np.array([[1, 1, 1, 1], [-1, -1, -1, -1]], dtype=float))
+    assert np.allclose(probs.sum(axis=1), 1)
+    assert model.classes == ["a", "b"] and probs[0, 0] > 0.9 and probs[1, 1] > 0.9, probs
+
+
+def main() -> None:
+    results = {}
+    for name, check in sorted(globals().items()):
+        if name.startswith("check_"):
+            try:
+                check()
+                results[name] = "ok"
+            except Exception as failed:  # noqa: BLE001 - every failure is reported by name
+                results[name] = f"failed: {failed}"
+    print(json.dumps(results))
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
