@@ -34,6 +34,7 @@ def looks_like_risk(intent_ranking: list[dict[str, Any]]) -> bool:
 def looks_like_disclosure(intent_ranking: list[dict[str, Any]]) -> bool:
     """Return True when a disclosure is one of the three best guesses for a message."""
     return any(
-        str(i.get("name") or "").startswith(DISCLOSURE_PREFIX) and float(i.get("confidence") or 0) >= DISCLOSURE_FLOOR
+        str(i.get("name") or "").startswith(DISCLOSURE_PREFIX)
+        and float(i.get("confidence") or 0) >= DISCLOSURE_FLOOR
         for i in _guesses(intent_ranking, 3)
     )

@@ -12,7 +12,11 @@ this component) places a message by meaning instead. This component:
 5. reads a long message one sentence at a time: if the most alarming sentence scores at least
    `sentence_threshold` for a disclosure or danger, that intent decides (a young person's long account
    mentions the harm once, in the middle) - unless the message is written as a worker's, about a child in
-   their care (`perspective`), where a harm in one sentence is the subject of their question.
+   their care (`perspective`), where a harm in one sentence is the subject of their question;
+6. never lets danger words pass: a message that uses a phrase of the `danger_lookups` tables (the
+   training data's own lookup tables, "kill myself", "self-harm" ... in any word form: "self-harming",
+   "ending it all") in the writer's own voice, not negated ("i'd never"), is danger. A means of harm
+   (`means_lookups`: pills, blade ...) is danger when the encoder also sees danger in the message.
 
 Named in config.yml after DIETClassifier and before FallbackClassifier. Plain functions below do the
 work and are tested without Rasa (tests/rasa_addons/test_classifiers.py).
@@ -30,7 +34,13 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
-from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
+from rasa.shared.nlu.constants import (
+    INTENT,
+    INTENT_NAME_KEY,
+    INTENT_RANKING_KEY,
+    PREDICTED_CONFIDENCE_KEY,
+    TEXT,
+)
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -40,10 +50,11 @@ SENTENCE_END = re.compile(r"[.!?\n]+|\.\.\.|…")
 FIRST_PERSON = re.compile(r"\b(?:i|me|my|mine|myself|im|i'm|ive|i've|id|i'd|ill|i'll)\b", re.IGNORECASE)
 # Words a worker uses for the young people in their care, and for their work.
 WORKER_VOICE = re.compile(
-    r"\b(?:pupils?|students?|learners?|year \d+s|my (?:class|tutees?|caseload|school|setting)|our (?:school|"
-    r"pupils|students|setting|dsl)|a (?:child|young person|pupil|student|girl|boy) (?:in|on|at|i|we|who)|"
-    r"safeguarding|dsl|dsls|deputy dsl|colleagues?|staff|slt|parents? (?:of|have|are)|caseload|referral|"
-    r"social worker|teachers? (?:at|in) (?:my|our)|as a (?:teacher|social worker|dsl|youth worker|nurse))\b",
+    r"\b(?:pupils?|students?|learners?|year \d+s|my (?:tutees?|tutor group|caseload|setting)|"
+    r"our (?:school|pupils|students|setting|dsl)|"
+    r"a (?:child|young person|pupil|student) (?:in|on|at|i|we|who)|"
+    r"safeguarding|dsl|dsls|colleagues?|staff|slt|caseload|referral|social worker|as a (?:teacher|social "
+    r"worker|dsl|youth worker|nurse))\b",
     re.IGNORECASE,
 )
 
@@ -77,6 +88,42 @@ def worker_voice(text: str) -> bool:
     return bool(WORKER_VOICE.search(text))
 
 
+# "i'd never", "im not", "wouldnt": a danger phrase right after these is not danger (apostrophes removed).
+NEGATION = re.compile(r"\b(?:not|never|no|wouldnt|wont|dont)\W+(?:\w+\W+)?$", re.IGNORECASE)
+# "self harm videos on my feed" is harmful content seen, not danger to the writer.
+CONTENT = re.compile(
+    r"^\W+(?:videos?|vids?|content|pics?|pictures?|photos?|images?|posts?|accounts?|pages?|memes?|clips?)\b",
+    re.IGNORECASE,
+)
+
+
+def word_forms(phrase: str) -> str:
+    """Return a pattern for the phrase with each word in any of its usual forms (harm, harms, harming)."""
+    words = []
+    for word in re.split(r"[\s-]+", phrase.lower().replace("'", "")):
+        stem = word[:-1] if word.endswith("e") and len(word) > 3 else word
+        words.append(re.escape(stem) + (r"(?:e|es|s|ed|d|ing|ting|ning)?" if word.isalpha() else ""))
+    return r"[\s-]*".join(words)
+
+
+def lexicon(phrases: list[str]) -> re.Pattern[str] | None:
+    """Return one pattern matching any of the phrases in any word form, or None for no phrases."""
+    if not phrases:
+        return None
+    return re.compile(r"\b(?:" + "|".join(sorted({word_forms(p) for p in phrases})) + r")\b", re.IGNORECASE)
+
+
+def says(pattern: re.Pattern[str] | None, text: str) -> bool:
+    """Return True when the text uses a phrase of the pattern, not negated just before it."""
+    if pattern is None:
+        return False
+    plain = text.replace("\u2019", "'").replace("'", "")
+    return any(
+        not NEGATION.search(plain[max(0, m.start() - 30) : m.start()]) and not CONTENT.match(plain[m.end() :])
+        for m in pattern.finditer(plain)
+    )
+
+
 def perspective(text: str) -> np.ndarray:
     """Return two signals: how much the writer speaks of themselves, and whether they write as a worker."""
     words = max(len(text.split()), 1)
@@ -100,16 +147,19 @@ class LinearModel:
         self.intercept = intercept
 
     @classmethod
-    def fit(cls, x: np.ndarray, labels: list[str], c: float) -> LinearModel:
-        """Train on rows `x` with their intents."""
+    def fit(cls, x: np.ndarray, labels: list[str], c: float, balanced: bool = True) -> LinearModel:
+        """Train on rows `x` with their intents (`balanced`: each intent weighs the same in total)."""
         from sklearn.linear_model import LogisticRegression
 
-        model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
+        model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced" if balanced else None)
         model.fit(x, labels)
         coef, intercept = model.coef_, model.intercept_
         if len(model.classes_) == 2:
             # Two classes come back as one score; as two, the softmax gives the same probabilities.
-            coef, intercept = np.vstack([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
+            coef, intercept = (
+                np.vstack([-coef / 2, coef / 2]),
+                np.concatenate([-intercept / 2, intercept / 2]),
+            )
         return cls([str(k) for k in model.classes_], coef, intercept)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
@@ -137,7 +187,9 @@ def most_alarming(sentences: list[dict[str, float]]) -> tuple[str, float] | None
             continue
         total = sum(alarm.values())
         # Danger in any sentence is danger; otherwise the sentence's likeliest harm.
-        name = RISK_INTENT if alarm.get(RISK_INTENT, 0.0) >= 0.5 * total else max(alarm, key=alarm.__getitem__)
+        name = (
+            RISK_INTENT if alarm.get(RISK_INTENT, 0.0) >= 0.5 * total else max(alarm, key=alarm.__getitem__)
+        )
         if best is None or total > best[1]:
             best = (name, total)
     return best
@@ -149,12 +201,15 @@ def decide(
     threshold: float,
     risk_threshold: float,
     as_worker: bool,
+    danger_words: bool = False,
 ) -> dict[str, float]:
     """Return the ranking, raised to danger or a disclosure that one sentence shows and the whole hid."""
     if as_worker:
         return ranking
     top = max(ranking, key=ranking.__getitem__)
     risk = max((s.get(RISK_INTENT, 0.0) for s in sentences), default=0.0)
+    if top != RISK_INTENT and danger_words:
+        return raise_to(ranking, RISK_INTENT, max(risk, 0.6))
     if top != RISK_INTENT and risk_threshold > 0 and risk >= risk_threshold:
         return raise_to(ranking, RISK_INTENT, risk)
     if is_alarm(top) or threshold <= 0:
@@ -187,9 +242,13 @@ class SentenceVoteClassifier(GraphComponent, IntentClassifier):
             "alarm_boost": 1.0,
             "sentence_threshold": 0.5,
             "risk_threshold": 0.3,
+            "danger_lookups": [],
+            "means_lookups": [],
+            "means_support": 0.15,
             "min_sentence_tokens": 3,
             "perspective": True,
             "C": 4.0,
+            "balanced": True,
         }
 
     def __init__(
@@ -198,11 +257,15 @@ class SentenceVoteClassifier(GraphComponent, IntentClassifier):
         model_storage: ModelStorage,
         resource: Resource,
         model: LinearModel | None = None,
+        lookups: dict[str, list[str]] | None = None,
     ) -> None:
         self._config = config
         self._storage = model_storage
         self._resource = resource
         self._model = model
+        self._lookups = lookups or {}
+        self._danger = lexicon([w for name in config["danger_lookups"] for w in self._lookups.get(name, [])])
+        self._means = lexicon([w for name in config["means_lookups"] for w in self._lookups.get(name, [])])
 
     @classmethod
     def create(
@@ -241,10 +304,15 @@ class SentenceVoteClassifier(GraphComponent, IntentClassifier):
             if found is not None:
                 rows.append(self._row(found[0], str(example.get(TEXT) or "")))
                 labels.append(str(example.get(INTENT)))
-        self._model = LinearModel.fit(np.vstack(rows), labels, float(self._config["C"]))
+        self._model = LinearModel.fit(
+            np.vstack(rows), labels, float(self._config["C"]), bool(self._config["balanced"])
+        )
+        wanted = {*self._config["danger_lookups"], *self._config["means_lookups"]}
+        lookups = {t["name"]: list(t["elements"]) for t in training_data.lookup_tables if t["name"] in wanted}
         with self._storage.write_to(self._resource) as folder:
             np.savez(folder / "model.npz", coef=self._model.coef, intercept=self._model.intercept)
             (folder / "classes.json").write_text(json.dumps(self._model.classes))
+            (folder / "lookups.json").write_text(json.dumps(lookups))
         return self._resource
 
     @classmethod
@@ -262,9 +330,10 @@ class SentenceVoteClassifier(GraphComponent, IntentClassifier):
                 arrays = np.load(folder / "model.npz")
                 classes = json.loads((folder / "classes.json").read_text())
                 model = LinearModel(classes, arrays["coef"], arrays["intercept"])
+                lookups = json.loads((folder / "lookups.json").read_text())
         except (ValueError, FileNotFoundError):
-            model = None
-        return cls(config, model_storage, resource, model)
+            model, lookups = None, {}
+        return cls(config, model_storage, resource, model, lookups)
 
     def process(self, messages: list[Message]) -> list[Message]:
         """Set each message's intent and ranking from DIET's and the encoder's vote."""
@@ -278,19 +347,24 @@ class SentenceVoteClassifier(GraphComponent, IntentClassifier):
             whole, sentences = found
             rows = np.vstack([self._row(v, text) for v in [whole, *sentences]])
             probs = self._model.probabilities(rows)
-            named = [dict(zip(self._model.classes, map(float, p))) for p in probs]
+            named = [dict(zip(self._model.classes, map(float, p), strict=True)) for p in probs]
             diet = {
                 r[INTENT_NAME_KEY]: float(r[PREDICTED_CONFIDENCE_KEY])
                 for r in message.get(INTENT_RANKING_KEY) or []
             }
             ranking = vote(diet, named[0], float(self._config["weight"]), float(self._config["alarm_boost"]))
             as_worker = bool(self._config["perspective"]) and worker_voice(text)
+            seen_risk = max(n.get(RISK_INTENT, 0.0) for n in named)
+            danger_words = says(self._danger, text) or (
+                says(self._means, text) and seen_risk >= float(self._config["means_support"])
+            )
             ranking = decide(
                 ranking,
                 named[1:],
                 float(self._config["sentence_threshold"]),
                 float(self._config["risk_threshold"]),
                 as_worker,
+                danger_words,
             )
             ordered = sorted(ranking.items(), key=lambda kv: -kv[1])[:10]
             top_name, top_confidence = ordered[0]

@@ -1,7 +1,8 @@
 """Safeguarding figures for the NLU on a held-out set (`make eval`; `make test` adds --check).
 
-Runs `rasa test nlu` with the trained model on the held-out file, then reads its per-message
-predictions and prints:
+Reads every held-out message with the trained model as the Rasa server does (scripts/parse_nlu.py, in
+the Rasa environment: unlike `rasa test nlu`, a message the FallbackClassifier would not answer counts
+as `nlu_fallback`, because that is what the person gets), and prints:
 - disclosure recall: share of disclosures (disclose_*) predicted as any disclose_* or risk_immediate;
 - risk recall: share of risk_immediate messages predicted as risk_immediate;
 - false-alarm rate: share of ordinary messages (anything else) predicted as disclose_* or risk_immediate;
@@ -33,6 +34,8 @@ import sys
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import yaml
 
 from actions.disclosure import RISK_INTENT, disclosure_from_intent
 from actions.worker import WORKER_PREFIX
@@ -187,45 +190,30 @@ def real_figures(pairs: list[tuple[str, str]]) -> RealFigures:
     )
 
 
-def failures(test_out: Path) -> tuple[list[tuple[str, str]], list[dict]]:
-    """Read rasa's per-message results: (true, predicted) pairs and the misclassified messages."""
-    pairs: list[tuple[str, str]] = []
-    errors: list[dict] = []
-    for name in ("intent_successes.json", "intent_errors.json"):
-        path = test_out / name
-        if not path.exists():
-            continue
-        for row in json.loads(path.read_text(encoding="utf-8")):
-            predicted = (row.get("intent_prediction") or {}).get("name") or "None"
-            pairs.append((row["intent"], predicted))
-            if name == "intent_errors.json":
-                errors.append(row)
-    return pairs, errors
-
-
-def run_rasa_test(model: Path, holdout: Path, out: Path) -> None:
-    """Run `rasa test nlu` on the held-out file, writing per-message results to `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in ("intent_successes.json", "intent_errors.json"):
-        (out / stale).unlink(missing_ok=True)
-    cmd = [
-        str(RASA),
-        "test",
-        "nlu",
-        "--model",
-        str(model),
-        "--nlu",
-        str(holdout),
-        "--out",
-        str(out),
-        "--successes",
-        "--no-plot",
+def read_nlu(path: Path) -> list[tuple[str, str]]:
+    """Return the (intent, text) examples of a Rasa NLU YAML file."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [
+        (block["intent"], line.strip()[2:].strip())
+        for block in data["nlu"]
+        if "intent" in block
+        for line in block["examples"].splitlines()
+        if line.strip().startswith("- ")
     ]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def predict(model: Path, texts: list[str], work: Path) -> list[str]:
+    """Return the intent the model gives each text, fallback included (scripts/parse_nlu.py)."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
+    cmd = [str(RASA.with_name("python")), str(ROOT / "scripts" / "parse_nlu.py"), str(model)]
+    cmd += [str(work / "texts.json"), str(work / "parsed.json")]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
-        raise SystemExit(f"rasa test nlu failed with exit status {done.returncode}")
+        raise SystemExit(f"reading the messages with {model} failed with exit status {done.returncode}")
+    return [row["intent"] for row in json.loads((work / "parsed.json").read_text(encoding="utf-8"))]
 
 
 def train_nlu(data: Path, out: Path) -> Path:
@@ -246,30 +234,36 @@ def write_nlu(messages: list[real_messages.RealMessage], path: Path) -> None:
     path.write_text(real_messages.to_rasa_yaml(messages), encoding="utf-8")
 
 
+def newest_input() -> float:
+    """Return the time the training data, the pipeline or its code last changed."""
+    inputs = [ROOT / "config.yml", *(ROOT / "nlu").glob("**/*.yml"), *(ROOT / "rasa_addons").glob("*.py")]
+    return max(path.stat().st_mtime for path in inputs)
+
+
 def cross_validate(k: int, out: Path) -> list[tuple[real_messages.RealMessage, str]]:
-    """Return each real message with the intent a model that never saw its source predicted."""
+    """Return each real message with the intent a model that never saw its source predicted.
+
+    A fold's model is trained again only when the data, the pipeline or its code changed since.
+    """
     messages = real_messages.load(intents=real_messages.domain_intents())
     predicted: list[tuple[real_messages.RealMessage, str]] = []
+    changed = newest_input()
     for i, fold in enumerate(real_messages.folds(messages, k)):
         held = {m.source.id for m in fold}
         fold_dir = out / f"fold{i}"
-        shutil.rmtree(fold_dir, ignore_errors=True)
-        data = fold_dir / "data"
-        data.mkdir(parents=True)
-        for path in sorted((ROOT / "nlu").glob("*.yml")):
-            shutil.copy(path, data / path.name)
-        write_nlu([m for m in messages if m.source.id not in held], data / "real_train.yml")
-        write_nlu(fold, fold_dir / "test.yml")
+        model = fold_dir / "model.tar.gz"
         print(f"fold {i + 1} of {k}: {len(fold)} messages from {len(held)} documents", flush=True)
-        model = train_nlu(data, fold_dir)
-        run_rasa_test(model, fold_dir / "test.yml", fold_dir / "results")
-        by_text = {real_messages.rasa_text(m.text): m for m in fold}
-        for name in ("intent_successes.json", "intent_errors.json"):
-            path = fold_dir / "results" / name
-            for row in json.loads(path.read_text(encoding="utf-8")) if path.exists() else []:
-                intent = (row.get("intent_prediction") or {}).get("name") or "None"
-                predicted.append((by_text[" ".join(row["text"].split())], intent))
-        shutil.rmtree(data)
+        if not model.exists() or model.stat().st_mtime < changed:
+            shutil.rmtree(fold_dir, ignore_errors=True)
+            data = fold_dir / "data"
+            data.mkdir(parents=True)
+            for path in sorted((ROOT / "nlu").glob("*.yml")):
+                shutil.copy(path, data / path.name)
+            write_nlu([m for m in messages if m.source.id not in held], data / "real_train.yml")
+            train_nlu(data, fold_dir)
+            shutil.rmtree(data)
+        intents = predict(model, [m.text for m in fold], fold_dir / "parsed")
+        predicted += list(zip(fold, intents, strict=True))
     return predicted
 
 
@@ -305,7 +299,7 @@ def real_report(predicted: list[tuple[real_messages.RealMessage, str]]) -> tuple
     return "\n".join(lines), fig
 
 
-def report(fig: Figures, table: dict[str, Counter[str]], errors: list[dict]) -> str:
+def report(fig: Figures, table: dict[str, Counter[str]], pairs: list[tuple[str, str]]) -> str:
     """Return the printed report."""
     lines = [
         f"Held-out messages: {fig.messages} ({fig.disclosures} disclosures, {fig.risks} risk, "
@@ -320,11 +314,7 @@ def report(fig: Figures, table: dict[str, Counter[str]], errors: list[dict]) -> 
     for true in sorted(table):
         row = ", ".join(f"{p}: {n}" for p, n in table[true].most_common())
         lines.append(f"  {true:24} {row}")
-    safety = [
-        e
-        for e in errors
-        if is_alarm(e["intent"]) != is_alarm((e.get("intent_prediction") or {}).get("name") or "")
-    ]
+    safety = [(t, p) for t, p in pairs if is_alarm(t) != is_alarm(p)]
     lines.append(f"Safety-relevant misses (alarm vs. ordinary confused): {len(safety)}")
     return "\n".join(lines)
 
@@ -366,19 +356,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real-folds", type=int, default=0, help="cross-validate on nlu/real in k folds")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args(argv)
-    run_rasa_test(args.model, args.holdout, args.out)
-    pairs, errors = failures(args.out)
-    if not pairs:
-        print("rasa test nlu produced no predictions", file=sys.stderr)
-        return 2
+    held_out = read_nlu(args.holdout)
+    intents = predict(args.model, [text for _, text in held_out], args.out / "parsed")
+    pairs = [(true, guess) for (true, _), guess in zip(held_out, intents, strict=True)]
     fig = figures(pairs)
-    print(report(fig, confusion(pairs), errors))
+    print(report(fig, confusion(pairs), pairs))
     (args.out / "safeguarding.json").write_text(json.dumps(asdict(fig), indent=2) + "\n")
     missed = missed_targets(fig, TARGETS)
     if args.worker_holdout:
         worker_out = args.out / "worker"
-        run_rasa_test(args.model, args.worker_holdout, worker_out)
-        worker_pairs, _ = failures(worker_out)
+        questions = read_nlu(args.worker_holdout)
+        answers = predict(args.model, [text for _, text in questions], worker_out)
+        worker_pairs = [(true, guess) for (true, _), guess in zip(questions, answers, strict=True)]
         wfig = worker_figures(worker_pairs)
         print(worker_report(wfig))
         (worker_out / "worker.json").write_text(json.dumps(asdict(wfig), indent=2) + "\n")
@@ -389,7 +378,9 @@ def main(argv: list[str] | None = None) -> int:
         text, rfig = real_report(predicted)
         print(text)
         (real_out / "real.json").write_text(json.dumps(asdict(rfig), indent=2) + "\n")
-        rows = [{"text": m.text, "label": m.label, "predicted": p, "source": m.source.id} for m, p in predicted]
+        rows = [
+            {"text": m.text, "label": m.label, "predicted": p, "source": m.source.id} for m, p in predicted
+        ]
         (real_out / "predictions.json").write_text(json.dumps(rows, indent=1) + "\n")
         missed += [f"real {name}" for name in missed_targets(rfig, REAL_TARGETS)]
     if args.check and missed:

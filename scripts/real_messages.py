@@ -84,7 +84,9 @@ def _source(raw: dict, path: Path) -> Source:
     if not source.url.startswith(("http://", "https://")):
         raise RealSetError(f"{path.name}: source {source.id} has no web address")
     if source.kind not in KINDS:
-        raise RealSetError(f"{path.name}: source {source.id} kind {source.kind!r} is not one of {sorted(KINDS)}")
+        raise RealSetError(
+            f"{path.name}: source {source.id} kind {source.kind!r} is not one of {sorted(KINDS)}"
+        )
     for field in ("published", "accessed"):
         if not DATE.match(getattr(source, field)):
             raise RealSetError(f"{path.name}: source {source.id} {field} is not YYYY[-MM[-DD]] or unknown")
@@ -112,10 +114,14 @@ def load(folder: Path = REAL_DIR, intents: set[str] | None = None) -> list[RealM
                 if intents is not None and label not in intents:
                     raise RealSetError(f"{path.name}: {label!r} ({source.id}) is not an intent in domain.yml")
                 if speaker not in SPEAKERS:
-                    raise RealSetError(f"{path.name}: speaker {speaker!r} ({source.id}) is not one of {sorted(SPEAKERS)}")
+                    raise RealSetError(
+                        f"{path.name}: speaker {speaker!r} ({source.id}) is not one of {sorted(SPEAKERS)}"
+                    )
                 key = normalise(text)
                 if key in seen_texts:
-                    raise RealSetError(f"{path.name}: the same message is in {seen_texts[key]} and {source.id}")
+                    raise RealSetError(
+                        f"{path.name}: the same message is in {seen_texts[key]} and {source.id}"
+                    )
                 seen_texts[key] = source.id
                 messages.append(RealMessage(text=text, label=label, speaker=speaker, source=source))
     return messages
@@ -168,7 +174,9 @@ def to_rasa_yaml(messages: list[RealMessage]) -> str:
     for block in blocks:
         block["examples"] = Literal(block["examples"])
     header = "# Written by scripts/real_messages.py from nlu/real/*.yml: do not edit.\n"
-    return header + yaml.safe_dump({"version": "3.1", "nlu": blocks}, sort_keys=False, allow_unicode=True, width=10_000)
+    return header + yaml.safe_dump(
+        {"version": "3.1", "nlu": blocks}, sort_keys=False, allow_unicode=True, width=10_000
+    )
 
 
 def summary(messages: list[RealMessage]) -> str:

@@ -101,7 +101,9 @@ def test_an_out_of_scope_message_near_a_disclosure_gets_the_gentle_check() -> No
         {"name": "disclose_grooming", "confidence": 0.3},
         {"name": "greet", "confidence": 0.2},
     ]
-    tracker = make_tracker(intent="out_of_scope", text="he wants to meet me this weekend", intent_ranking=ranking)
+    tracker = make_tracker(
+        intent="out_of_scope", text="he wants to meet me this weekend", intent_ranking=ranking
+    )
     events, _ = run(tracker)
     assert events == [SlotSet("unclear_may_be_disclosure", True), SlotSet("unclear_may_be_risk", False)]
 

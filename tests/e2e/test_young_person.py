@@ -99,3 +99,17 @@ def test_grooming_points_to_ceop_and_a_trusted_adult(assistant: Assistant) -> No
         )
     )
     assert "ceop.police.uk" in reply and "adult you trust" in reply
+
+
+def test_someone_low_but_not_in_danger_gets_warmth_childline_and_a_normal_priority_person(
+    assistant: Assistant,
+) -> None:
+    sender = new_sender()
+    assistant.say(sender, "hi")
+    replies = assistant.say(sender, "/distress")
+    reply = texts(replies)
+    assert "It's OK not to be OK" in reply and "0800 1111" in reply
+    assert "Would you like to talk to a real person" in reply
+    assert handovers(replies) == []
+    taken = assistant.say(sender, "/request_human")
+    assert handovers(taken) == [{"priority": "normal", "reason": "request_human"}]

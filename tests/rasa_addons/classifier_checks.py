@@ -18,7 +18,11 @@ def check_a_long_account_splits_into_its_sentences() -> None:
     tokens = [(m.start(), m.end()) for m in __import__("re").finditer(r"\S+", text)]
     spans = c.sentence_spans(text, tokens, min_tokens=3)
     words = [" ".join(text[tokens[i][0] : tokens[i][1]] for i in range(a, b)) for a, b in spans]
-    assert words == ["so basically it started in year 9.", "he said he was 16...", "then he asked for pics!"], words
+    assert words == [
+        "so basically it started in year 9.",
+        "he said he was 16...",
+        "then he asked for pics!",
+    ], words
 
 
 def check_the_vote_mixes_diet_and_the_encoder_and_boosts_alarms() -> None:
@@ -30,7 +34,10 @@ def check_the_vote_mixes_diet_and_the_encoder_and_boosts_alarms() -> None:
 
 def check_one_alarming_sentence_decides_a_long_message_that_hid_it() -> None:
     ranking = {"out_of_scope": 0.7, "disclose_sextortion": 0.3}
-    sentences = [{"out_of_scope": 0.9, "disclose_sextortion": 0.1}, {"out_of_scope": 0.2, "disclose_sextortion": 0.8}]
+    sentences = [
+        {"out_of_scope": 0.9, "disclose_sextortion": 0.1},
+        {"out_of_scope": 0.2, "disclose_sextortion": 0.8},
+    ]
     decided = c.decide(ranking, sentences, threshold=0.5, risk_threshold=0.3, as_worker=False)
     assert max(decided, key=decided.get) == "disclose_sextortion", decided
     assert abs(sum(decided.values()) - 1) < 1e-9
@@ -38,7 +45,10 @@ def check_one_alarming_sentence_decides_a_long_message_that_hid_it() -> None:
 
 def check_danger_in_one_sentence_outranks_a_disclosure() -> None:
     ranking = {"disclose_cyberbullying": 0.8, "risk_immediate": 0.1, "out_of_scope": 0.1}
-    sentences = [{"disclose_cyberbullying": 0.9, "risk_immediate": 0.1}, {"risk_immediate": 0.6, "distress": 0.4}]
+    sentences = [
+        {"disclose_cyberbullying": 0.9, "risk_immediate": 0.1},
+        {"risk_immediate": 0.6, "distress": 0.4},
+    ]
     decided = c.decide(ranking, sentences, threshold=0.5, risk_threshold=0.3, as_worker=False)
     assert max(decided, key=decided.get) == "risk_immediate", decided
 
@@ -64,6 +74,42 @@ def check_perspective_counts_the_writers_own_words() -> None:
     assert mine[0] > theirs[0] and theirs[1] == 1.0 and mine[1] == 0.0, (mine, theirs)
 
 
+DANGER = ["kill myself", "self-harm", "end it all", "don't want to live", "hurt myself", "suicidal"]
+
+
+def check_danger_words_are_heard_in_any_word_form() -> None:
+    pattern = c.lexicon(DANGER)
+    for text in [
+        "ive been self harming again",
+        "I thought about just ending it all.",
+        "i dont want to live anymore",
+        "been having thoughts of hurting myself",
+        "selfharm",
+        "I\u2019m suicidal",
+    ]:
+        assert c.says(pattern, text), text
+
+
+def check_danger_words_negated_or_about_content_are_not_danger() -> None:
+    pattern = c.lexicon(DANGER)
+    for text in [
+        "i'd never kill myself, im just fed up",
+        "im not suicidal just really sad",
+        "keep getting self harm videos on my fyp",
+        "my teacher is killing me with this homework",
+    ]:
+        assert not c.says(pattern, text), text
+    assert not c.says(None, "kill myself")
+
+
+def check_danger_words_decide_unless_a_worker_asks() -> None:
+    ranking = {"disclose_cyberbullying": 0.7, "risk_immediate": 0.1, "distress": 0.2}
+    decided = c.decide(ranking, [], threshold=0.5, risk_threshold=0.3, as_worker=False, danger_words=True)
+    assert max(decided, key=decided.get) == "risk_immediate", decided
+    kept = c.decide(ranking, [], threshold=0.5, risk_threshold=0.3, as_worker=True, danger_words=True)
+    assert kept == ranking
+
+
 def check_the_linear_model_learns_and_gives_probabilities() -> None:
     rng = np.random.default_rng(3)
     x = np.vstack([rng.normal(1, 0.1, (20, 4)), rng.normal(-1, 0.1, (20, 4))])
@@ -80,7 +126,7 @@ def main() -> None:
             try:
                 check()
                 results[name] = "ok"
-            except Exception as failed:  # noqa: BLE001 - every failure is reported by name
+            except Exception as failed:  # every failure is reported by name
                 results[name] = f"failed: {failed}"
     print(json.dumps(results))
     sys.exit(0)
