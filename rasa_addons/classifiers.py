@@ -46,6 +46,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 RISK_INTENT = "risk_immediate"
 DISCLOSURE_PREFIX = "disclose_"
+WORKER_PREFIX = "worker_"
 SENTENCE_END = re.compile(r"[.!?\n]+|\.\.\.|…")
 FIRST_PERSON = re.compile(r"\b(?:i|me|my|mine|myself|im|i'm|ive|i've|id|i'd|ill|i'll)\b", re.IGNORECASE)
 # Words a worker uses for the young people in their care, and for their work.
@@ -202,11 +203,20 @@ def decide(
     risk_threshold: float,
     as_worker: bool,
     danger_words: bool = False,
+    worker_floor: float = 1.0,
 ) -> dict[str, float]:
-    """Return the ranking, raised to danger or a disclosure that one sentence shows and the whole hid."""
-    if as_worker:
-        return ranking
+    """Return the ranking, raised to danger or a disclosure that one sentence shows and the whole hid.
+
+    A message in a worker's voice keeps a worker's reading: their likeliest worker question, if it is
+    at least `worker_floor` likely, comes first (a worker's long account read as "not sure" otherwise).
+    """
     top = max(ranking, key=ranking.__getitem__)
+    if as_worker:
+        workers = {n: p for n, p in ranking.items() if n.startswith(WORKER_PREFIX)}
+        best = max(workers, key=workers.__getitem__, default=None)
+        if best and not top.startswith(WORKER_PREFIX) and workers[best] >= worker_floor:
+            return raise_to(ranking, best, workers[best])
+        return ranking
     risk = max((s.get(RISK_INTENT, 0.0) for s in sentences), default=0.0)
     if top != RISK_INTENT and danger_words:
         return raise_to(ranking, RISK_INTENT, max(risk, 0.6))
@@ -245,6 +255,7 @@ class SentenceVoteClassifier(GraphComponent, IntentClassifier):
             "danger_lookups": [],
             "means_lookups": [],
             "means_support": 0.15,
+            "worker_floor": 1.0,
             "min_sentence_tokens": 3,
             "perspective": True,
             "C": 4.0,
@@ -365,6 +376,7 @@ class SentenceVoteClassifier(GraphComponent, IntentClassifier):
                 float(self._config["risk_threshold"]),
                 as_worker,
                 danger_words,
+                float(self._config["worker_floor"]),
             )
             ordered = sorted(ranking.items(), key=lambda kv: -kv[1])[:10]
             top_name, top_confidence = ordered[0]
