@@ -16,7 +16,9 @@ this component) places a message by meaning instead. This component:
 6. never lets danger words pass: a message that uses a phrase of the `danger_lookups` tables (the
    training data's own lookup tables, "kill myself", "self-harm" ... in any word form: "self-harming",
    "ending it all") in the writer's own voice, not negated ("i'd never"), is danger. A means of harm
-   (`means_lookups`: pills, blade ...) is danger when the encoder also sees danger in the message.
+   (`means_lookups`: pills, blade ...) is danger when the vote also sees some danger in the message, and
+   so is a message DIET alone is sure is danger (`diet_danger`): neither reader outvotes the other's
+   certainty of danger.
 
 Named in config.yml after DIETClassifier and before FallbackClassifier. Plain functions below do the
 work and are tested without Rasa (tests/rasa_addons/test_classifiers.py).
@@ -255,6 +257,7 @@ class SentenceVoteClassifier(GraphComponent, IntentClassifier):
             "danger_lookups": [],
             "means_lookups": [],
             "means_support": 0.15,
+            "diet_danger": 1.1,
             "worker_floor": 1.0,
             "min_sentence_tokens": 3,
             "perspective": True,
@@ -365,9 +368,11 @@ class SentenceVoteClassifier(GraphComponent, IntentClassifier):
             }
             ranking = vote(diet, named[0], float(self._config["weight"]), float(self._config["alarm_boost"]))
             as_worker = bool(self._config["perspective"]) and worker_voice(text)
-            seen_risk = max(n.get(RISK_INTENT, 0.0) for n in named)
-            danger_words = says(self._danger, text) or (
-                says(self._means, text) and seen_risk >= float(self._config["means_support"])
+            seen_risk = max([ranking.get(RISK_INTENT, 0.0)] + [n.get(RISK_INTENT, 0.0) for n in named])
+            danger_words = (
+                says(self._danger, text)
+                or (says(self._means, text) and seen_risk >= float(self._config["means_support"]))
+                or diet.get(RISK_INTENT, 0.0) >= float(self._config["diet_danger"])
             )
             ranking = decide(
                 ranking,

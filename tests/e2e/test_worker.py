@@ -12,7 +12,10 @@ pytestmark = pytest.mark.e2e
 def test_a_worker_question_before_the_role_is_known_is_checked_then_answered(assistant: Assistant) -> None:
     sender = new_sender()
     asked = texts(assistant.say(sender, "/worker_searching_devices"))
-    assert "Is this about you or someone you know, or are you asking because you work with young people?" in asked
+    assert (
+        "Is this about you or someone you know, or are you asking because you work with young people?"
+        in asked
+    )
     answered = texts(assistant.say(sender, "/inform_role_worker"))
     assert "Source:" in answered
     assert answered.rstrip().endswith("Follow your setting's child-protection policy and local procedures.")

@@ -68,6 +68,16 @@ def check_a_worker_asking_about_a_pupil_keeps_their_reading() -> None:
     assert c.decide(ranking, sentences, threshold=0.5, risk_threshold=0.3, as_worker=True) == ranking
 
 
+def check_a_worker_read_as_unsure_gets_their_likeliest_worker_question() -> None:
+    ranking = {"out_of_scope": 0.5, "worker_recording": 0.3, "disclose_grooming": 0.2}
+    decided = c.decide(ranking, [], threshold=0.5, risk_threshold=0.3, as_worker=True, worker_floor=0.1)
+    assert max(decided, key=decided.get) == "worker_recording", decided
+    faint = {"out_of_scope": 0.9, "worker_recording": 0.05, "disclose_grooming": 0.05}
+    assert c.decide(faint, [], threshold=0.5, risk_threshold=0.3, as_worker=True, worker_floor=0.1) == faint
+    young = c.decide(ranking, [], threshold=0.5, risk_threshold=0.3, as_worker=False, worker_floor=0.1)
+    assert young == ranking
+
+
 def check_perspective_counts_the_writers_own_words() -> None:
     mine = c.perspective("i think my ex is tracking me and i am scared")
     theirs = c.perspective("a pupil in year 8 says her ex is tracking her")
