@@ -1,6 +1,16 @@
 """The safeguarding figures `make eval` prints, and the gate `make test` applies."""
 
-from scripts.eval import TARGETS, WORKER_TARGETS, figures, missed_targets, worker_figures
+from scripts.eval import (
+    AT_MOST,
+    REAL_GATE,
+    REAL_TARGETS,
+    TARGETS,
+    WORKER_TARGETS,
+    figures,
+    missed_targets,
+    real_figures,
+    worker_figures,
+)
 
 
 def test_a_disclosure_predicted_as_another_harm_or_risk_still_counts_as_recalled() -> None:
@@ -51,3 +61,30 @@ def test_worker_figures_and_their_gate() -> None:
         "topic accuracy",
         "misrouted as disclosure",
     ]
+
+
+def test_real_figures_count_distress_as_ordinary_and_young_people_read_as_workers() -> None:
+    pairs = [
+        ("disclose_grooming", "disclose_grooming"),
+        ("disclose_grooming", "worker_responding_to_disclosure"),
+        ("risk_immediate", "risk_immediate"),
+        ("distress", "risk_immediate"),
+        ("distress", "distress"),
+        ("out_of_scope", "out_of_scope"),
+        ("worker_recording", "worker_recording"),
+        ("worker_recording", "nlu_fallback"),
+    ]
+    fig = real_figures(pairs)
+    assert (fig.disclosures, fig.risks, fig.ordinary, fig.worker_questions) == (2, 1, 3, 2)
+    assert fig.disclosure_recall == 0.5 and fig.exact_harm_type == 0.5
+    assert fig.false_alarm_rate == 1 / 3
+    assert fig.worker_routing == 0.5
+    assert fig.young_person_to_worker == 1 / 3
+    assert fig.distress_recognised == 0.5 and fig.distress_as_risk == 0.5
+    assert "worker routing" in missed_targets(fig, REAL_TARGETS)
+
+
+def test_the_real_gate_is_never_stricter_than_the_issues_target() -> None:
+    for name, bound in REAL_GATE.items():
+        target = REAL_TARGETS[name]
+        assert (bound >= target) if name in AT_MOST else (bound <= target), name
