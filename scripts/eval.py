@@ -54,9 +54,17 @@ REAL_TARGETS = {
     "young_person_to_worker": 0.03,
 }
 # Issue 13's targets above are not all reached yet (README "NLU choices"). Until they are, `make test`
-# holds the real-set figures at what the chosen model reached, less about two messages' worth, so that
-# nothing slips back; the report prints both.
-REAL_GATE = dict(REAL_TARGETS)
+# holds the real-set figures at what the chosen model reached (make eval on 2026-12-07: 0.891, 0.590,
+# 1.000, 0.144, 0.741, 0.039), less about two messages' worth, so that nothing slips back; where a
+# target is reached, the target is the gate. The report prints both.
+REAL_GATE = {
+    "disclosure_recall": 0.87,
+    "exact_harm_type": 0.57,
+    "risk_recall": 0.95,
+    "false_alarm_rate": 0.16,
+    "worker_routing": 0.71,
+    "young_person_to_worker": 0.05,
+}
 AT_MOST = {"false_alarm_rate", "misrouted_as_disclosure", "young_person_to_worker"}
 DISTRESS_INTENT = "distress"
 WORKER_ROLE_INTENT = "inform_role_worker"
