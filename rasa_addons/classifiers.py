@@ -166,8 +166,12 @@ class LinearModel:
         return cls([str(k) for k in model.classes_], coef, intercept)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        """Return each row's probability for each class."""
-        return softmax(x @ self.coef.T + self.intercept)
+        """Return each row's probability for each class.
+
+        Not `x @ coef.T`: for a product this small, BLAS wakes its thread pool, whose threads then spin
+        and doubled the Rasa server's CPU a message (measured). einsum's own loop uses one thread.
+        """
+        return softmax(np.einsum("ij,kj->ik", x, self.coef) + self.intercept)
 
 
 def vote(
