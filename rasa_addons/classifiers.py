@@ -49,7 +49,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 RISK_INTENT = "risk_immediate"
 DISCLOSURE_PREFIX = "disclose_"
 WORKER_PREFIX = "worker_"
-SENTENCE_END = re.compile(r"[.!?\n]+|\.\.\.|…")
+SENTENCE_END = re.compile(r"[.!?\n]+|…")
 FIRST_PERSON = re.compile(r"\b(?:i|me|my|mine|myself|im|i'm|ive|i've|id|i'd|ill|i'll)\b", re.IGNORECASE)
 # Words a worker uses for the young people in their care, and for their work.
 WORKER_VOICE = re.compile(
@@ -310,9 +310,9 @@ class SentenceVoteClassifier(GraphComponent, IntentClassifier):
         sentences = [unit(vectors[a:b].mean(axis=0)) for a, b in spans] if len(spans) > 1 else []
         return unit(vectors.mean(axis=0)), sentences
 
-    def _row(self, vector: np.ndarray, text: str) -> np.ndarray:
-        """Return the classifier's input for a vector of the message (or of one of its sentences)."""
-        return np.concatenate([vector, perspective(text)]) if self._config["perspective"] else vector
+    def _row(self, vector: np.ndarray, signals: np.ndarray) -> np.ndarray:
+        """Return the classifier's input: a vector of the message (or of a sentence) and its perspective."""
+        return np.concatenate([vector, signals]) if self._config["perspective"] else vector
 
     def train(self, training_data: TrainingData) -> Resource:
         """Fit the logistic regression on every intent example's message vector."""
@@ -320,7 +320,7 @@ class SentenceVoteClassifier(GraphComponent, IntentClassifier):
         for example in training_data.intent_examples:
             found = self._vectors(example)
             if found is not None:
-                rows.append(self._row(found[0], str(example.get(TEXT) or "")))
+                rows.append(self._row(found[0], perspective(str(example.get(TEXT) or ""))))
                 labels.append(str(example.get(INTENT)))
         self._model = LinearModel.fit(
             np.vstack(rows), labels, float(self._config["C"]), bool(self._config["balanced"])
@@ -363,7 +363,8 @@ class SentenceVoteClassifier(GraphComponent, IntentClassifier):
                 continue
             text = str(message.get(TEXT) or "")
             whole, sentences = found
-            rows = np.vstack([self._row(v, text) for v in [whole, *sentences]])
+            signals = perspective(text)  # the writer's voice is the whole message's, for every sentence
+            rows = np.vstack([self._row(v, signals) for v in [whole, *sentences]])
             probs = self._model.probabilities(rows)
             named = [dict(zip(self._model.classes, map(float, p), strict=True)) for p in probs]
             diet = {
@@ -371,7 +372,7 @@ class SentenceVoteClassifier(GraphComponent, IntentClassifier):
                 for r in message.get(INTENT_RANKING_KEY) or []
             }
             ranking = vote(diet, named[0], float(self._config["weight"]), float(self._config["alarm_boost"]))
-            as_worker = bool(self._config["perspective"]) and worker_voice(text)
+            as_worker = bool(self._config["perspective"]) and bool(signals[1])
             seen_risk = max([ranking.get(RISK_INTENT, 0.0)] + [n.get(RISK_INTENT, 0.0) for n in named])
             danger_words = (
                 says(self._danger, text)

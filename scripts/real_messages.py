@@ -149,6 +149,19 @@ def folds(messages: list[RealMessage], k: int) -> list[list[RealMessage]]:
     return out
 
 
+class _Literal(str):
+    """A string YAML writes as a block scalar (Rasa's `examples: |`)."""
+
+
+class _RasaDumper(yaml.SafeDumper):
+    """The safe dumper, writing `_Literal` strings as block scalars."""
+
+
+_RasaDumper.add_representer(
+    _Literal, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+)
+
+
 def rasa_text(text: str) -> str:
     """Return the text with square brackets made round, so Rasa never reads them as entity markup."""
     return text.replace("[", "(").replace("]", ")")
@@ -160,23 +173,12 @@ def to_rasa_yaml(messages: list[RealMessage]) -> str:
     for message in messages:
         by_label.setdefault(message.label, []).append(rasa_text(message.text))
     blocks = [
-        {"intent": label, "examples": "".join(f"- {text}\n" for text in texts)}
+        {"intent": label, "examples": _Literal("".join(f"- {text}\n" for text in texts))}
         for label, texts in sorted(by_label.items())
     ]
-
-    class Literal(str):
-        """A string YAML writes as a block scalar."""
-
-    def literal(dumper: yaml.SafeDumper, value: Literal) -> yaml.Node:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
-
-    yaml.SafeDumper.add_representer(Literal, literal)
-    for block in blocks:
-        block["examples"] = Literal(block["examples"])
     header = "# Written by scripts/real_messages.py from nlu/real/*.yml: do not edit.\n"
-    return header + yaml.safe_dump(
-        {"version": "3.1", "nlu": blocks}, sort_keys=False, allow_unicode=True, width=10_000
-    )
+    data = {"version": "3.1", "nlu": blocks}
+    return header + yaml.dump(data, Dumper=_RasaDumper, sort_keys=False, allow_unicode=True, width=10_000)
 
 
 def summary(messages: list[RealMessage]) -> str:

@@ -6,9 +6,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
-import yaml
-
 from scripts import real_messages
+from scripts.eval import read_nlu
 
 ROOT = Path(__file__).resolve().parent.parent
 DISCLOSURES = (
@@ -21,24 +20,13 @@ DISCLOSURES = (
 )
 
 
-def examples(path: Path) -> list[tuple[str, str]]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return [
-        (block["intent"], line.strip()[2:].strip())
-        for block in data["nlu"]
-        if "intent" in block
-        for line in block["examples"].splitlines()
-        if line.strip().startswith("- ")
-    ]
-
-
 def normalise(text: str) -> str:
     return re.sub(r"[^a-z0-9 ]", "", text.lower()).strip()
 
 
-TRAINING = [e for path in sorted((ROOT / "nlu").glob("*.yml")) for e in examples(path)]
-HOLDOUT = examples(ROOT / "tests" / "nlu_holdout.yml")
-WORKER_HOLDOUT = examples(ROOT / "tests" / "nlu_holdout_worker.yml")
+TRAINING = [e for path in sorted((ROOT / "nlu").glob("*.yml")) for e in read_nlu(path)]
+HOLDOUT = read_nlu(ROOT / "tests" / "nlu_holdout.yml")
+WORKER_HOLDOUT = read_nlu(ROOT / "tests" / "nlu_holdout_worker.yml")
 
 
 def test_each_disclosure_has_at_least_60_examples_and_risk_at_least_80() -> None:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from functools import cache
 from pathlib import Path
 
 import pytest
 
-from scripts.stack import RASA, ROOT
+from tests.rasa_addons.rasa_env import run_in_rasa_env
 
 CHECKS = Path(__file__).with_name("classifier_checks.py")
 NAMES = sorted(
@@ -22,20 +19,7 @@ NAMES = sorted(
 
 @cache
 def results() -> dict[str, str]:
-    python = RASA.with_name("python")
-    if not python.exists():
-        pytest.skip("no Rasa environment: run `make setup` (make test does)")
-    done = subprocess.run(
-        [str(python), str(CHECKS)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_in_rasa_env(CHECKS)
 
 
 def test_every_check_ran() -> None:
