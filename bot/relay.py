@@ -42,10 +42,10 @@ from bot.models import UserBlock
 from bot.rasa_client import BotMessage, RasaClient, RasaUnavailableError
 from bot.responses import button_payloads, response_buttons, response_text
 from bot.settings import Settings
+from bot.text import MAX_TEXT_CHARS, clean_text  # noqa: F401 - MAX_TEXT_CHARS: the limit callers read here
 
 logger = logging.getLogger(__name__)
 
-MAX_TEXT_CHARS = 4096
 MAX_PENDING_PER_PERSON = 50
 REMEMBERED_PEOPLE = 10_000
 # "typing…" only when an answer takes a noticeable time (Telegram's advice for sendChatAction): most
@@ -150,12 +150,6 @@ def _say(name: str, extra: tuple[tuple[str, str], ...] = (), **fields: object) -
     """Return a response from domain.yml (its {fields} filled in), its own buttons first, then ours."""
     text = response_text(name)
     return Say(text.format(**fields) if fields else text, response_buttons(name) + extra)
-
-
-def clean_text(text: str) -> str:
-    """Return what a person typed without control characters, cut to Telegram's message size."""
-    kept = "".join(ch for ch in text if ch in "\n\t" or ch.isprintable())
-    return kept.strip()[:MAX_TEXT_CHARS]
 
 
 def command_of(text: str) -> str | None:
