@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_PATH = ROOT / "var" / "signpost.db"
 DEFAULT_GEO_TABLES = ROOT / "build" / "geo" / "places.json"
+# Field metadata for settings' repr: a SECRET is never shown, a URL is shown without its password.
+SECRET = {"repr": "secret"}
+URL = {"repr": "url"}
+HIDDEN = "***"
 
 
 class SettingsError(ValueError):
@@ -21,8 +29,33 @@ class SettingsError(ValueError):
 class Settings:
     """Typed, frozen configuration for the action server and the directory command."""
 
-    database_url: str
+    database_url: str = field(metadata=URL)
     geo_tables: Path
+
+    def __repr__(self) -> str:
+        return redacted_repr(self)
+
+
+def url_for_display(url: str) -> str:
+    """Return a database URL with its password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return HIDDEN
+
+
+def redacted_repr(settings: object) -> str:
+    """Return a settings dataclass's repr with SECRET fields hidden and URL fields' passwords hidden."""
+    shown = []
+    for item in dataclasses.fields(settings):  # type: ignore[arg-type]
+        value = getattr(settings, item.name)
+        kind = item.metadata.get("repr")
+        if kind == "secret" and value:
+            value = HIDDEN
+        elif kind == "url" and value:
+            value = url_for_display(value)
+        shown.append(f"{item.name}={value!r}")
+    return f"{type(settings).__name__}({', '.join(shown)})"
 
 
 def sqlalchemy_url(env: Mapping[str, str], name: str, default: str) -> str:

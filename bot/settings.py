@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from actions.settings import ROOT, sqlalchemy_url
+from actions.settings import ROOT, SECRET, URL, redacted_repr, sqlalchemy_url
 from actions.settings import SettingsError as DatabaseSettingsError
 from actions.settings import load_settings as load_database_settings
 from bot.crypto import check_key
@@ -30,32 +30,37 @@ class Settings:
     """Typed, frozen configuration for the adapter."""
 
     rasa_url: str
-    pseudonym_key: bytes
-    telegram_bot_token: str | None
+    pseudonym_key: bytes = field(metadata=SECRET)
+    telegram_bot_token: str | None = field(metadata=SECRET)
     telegram_base_url: str
     moderator_chat_id: int | None
     moderator_user_ids: frozenset[int]
-    database_url: str = ""
+    database_url: str = field(default="", metadata=URL)
     # The person gets an answer after this long even if Rasa is still thinking ...
     rasa_timeout_seconds: float = 4.0
     # ... and Rasa's own answer is still delivered if it comes within this long.
     rasa_patience_seconds: float = 30.0
     handover_wait: dt.timedelta = dt.timedelta(minutes=5)
     handover_remind_every: dt.timedelta = dt.timedelta(minutes=10)
+    # The group is reminded about a claimed case whose young person has waited this long for an answer.
+    claim_idle: dt.timedelta = dt.timedelta(minutes=5)
     moderator_hours: Hours = field(default_factory=Hours)
     webhook_url: str | None = None
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = 8443
-    webhook_secret: str | None = None
+    webhook_secret: str | None = field(default=None, metadata=SECRET)
     telegram_rate_limit: bool = True
     # Encrypts case transcripts and chat ids at rest; the first key encrypts, all of them decrypt.
-    transcript_keys: tuple[str, ...] = ()
+    transcript_keys: tuple[str, ...] = field(default=(), metadata=SECRET)
     # Rasa's SQL tracker store, which /forget and the retention purge clear (endpoints.yml uses the same).
-    tracker_store_url: str = ""
+    tracker_store_url: str = field(default="", metadata=URL)
     # Closed cases, their transcripts and inactive Rasa conversations are deleted after this long ...
     retention: dt.timedelta = dt.timedelta(days=30)
     # ... and the moderators' audit trail after this long.
     audit_retention: dt.timedelta = dt.timedelta(days=365)
+
+    def __repr__(self) -> str:
+        return redacted_repr(self)
 
 
 def _int_or_none(env: Mapping[str, str], name: str) -> int | None:
@@ -177,6 +182,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         rasa_timeout_seconds=_seconds(env, "RASA_TIMEOUT_SECONDS", 4.0),
         handover_wait=dt.timedelta(seconds=_seconds(env, "HANDOVER_WAIT_SECONDS", 300)),
         handover_remind_every=dt.timedelta(seconds=_seconds(env, "HANDOVER_REMIND_SECONDS", 600)),
+        claim_idle=dt.timedelta(seconds=_seconds(env, "CLAIM_IDLE_SECONDS", 300)),
         moderator_hours=hours,
         telegram_rate_limit=env.get("TELEGRAM_RATE_LIMIT", "on").strip().lower() not in {"off", "0", "false"},
         transcript_keys=_transcript_keys(env),

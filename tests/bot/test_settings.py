@@ -96,3 +96,33 @@ def test_privacy_settings_have_safe_defaults_and_bad_values_are_named() -> None:
         load_settings({**BASE, "RETENTION_DAYS": "0"})
     with pytest.raises(SettingsError, match="TRACKER_STORE_URL"):
         load_settings({**BASE, "TRACKER_STORE_URL": "var/trackers.db"})
+
+
+def test_settings_repr_hides_the_token_keys_and_passwords() -> None:
+    settings = load_settings(
+        {
+            **BASE,
+            "TELEGRAM_BOT_TOKEN": "123456:token-secret-part",
+            "MODERATOR_CHAT_ID": "-100200",
+            "MODERATOR_USER_IDS": "12",
+            "DATABASE_URL": "postgresql://signpost:db-password@db.internal:5432/signpost",
+            "TRACKER_STORE_URL": "postgresql://rasa:tracker-password@db.internal/rasa",
+            "WEBHOOK_URL": "https://bot.example.org/telegram",
+            "WEBHOOK_SECRET": "webhook-secret-0123456789",
+        }
+    )
+    shown = repr(settings)
+    for secret in (
+        KEY,
+        TRANSCRIPT_KEY,
+        "token-secret-part",
+        "db-password",
+        "tracker-password",
+        "webhook-secret",
+    ):
+        assert secret not in shown
+    assert str(settings) == shown
+    # What helps to debug a start-up stays visible.
+    assert "db.internal:5432/signpost" in shown
+    assert "moderator_chat_id=-100200" in shown
+    assert settings.telegram_bot_token == "123456:token-secret-part"  # hidden from view, not changed
