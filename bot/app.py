@@ -70,6 +70,8 @@ def handlers(settings: Settings) -> list[BaseHandler[Update, ContextTypes.DEFAUL
         CommandHandler("queue", moderator.on_queue, filters=queue_chats),
         CommandHandler("claim", moderator.on_claim, filters=private & moderators),
         CommandHandler("close", moderator.on_close, filters=private & moderators),
+        CommandHandler("release", moderator.on_release, filters=private & moderators),
+        CommandHandler("takeover", moderator.on_takeover, filters=private & moderators),
         CommandHandler("note", moderator.on_note, filters=private & moderators),
         CommandHandler("block", moderator.on_block, filters=private & moderators),
         CommandHandler("unblock", moderator.on_unblock, filters=private & moderators),
@@ -112,10 +114,12 @@ def _job(
 
 
 async def _post_init(application: Application) -> None:  # type: ignore[type-arg]
-    """Open the Rasa client once for the process (closed in _post_shutdown); load the blocks in force."""
+    """Open the Rasa client once for the process (closed in _post_shutdown); load the blocks in force;
+    give back to the queue any case held by someone no longer on MODERATOR_USER_IDS."""
     relay: Relay = application.bot_data[RELAY]
     await relay.rasa.__aenter__()
     relay.refresh_blocks()
+    await relay.return_lost_claims()
 
 
 async def _post_shutdown(application: Application) -> None:  # type: ignore[type-arg]

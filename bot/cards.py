@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.cases import CaseView
-from bot.escalation import UK_TIME, CaseState, case_button, waited
+from bot.escalation import UK_TIME, CaseState, HolderGone, case_button, waited
 from bot.models import UserBlock
 
 RECENT_LINES = 5
@@ -89,7 +89,10 @@ def case_card(case: CaseView, lines: Sequence[tuple[str, str]], now: dt.datetime
         buttons = (("Claim", case_button("claim", case.number)), ("Close", case_button("close", case.number)))
     elif case.state is CaseState.CLAIMED and case.claimed_at is not None:
         head.append(f"Claimed by {case.claimed_by_name or 'a moderator'} at {_clock(case.claimed_at)}")
-        buttons = (("Close", case_button("close", case.number)),)
+        buttons = (
+            ("Take over", case_button("takeover", case.number)),
+            ("Close", case_button("close", case.number)),
+        )
     else:
         closed = _clock(case.closed_at) if case.closed_at else "?"
         head.append(f"Closed at {closed}")
@@ -103,7 +106,10 @@ def case_card(case: CaseView, lines: Sequence[tuple[str, str]], now: dt.datetime
 
 def superseded_card(case: CaseView) -> Say:
     """Return what an old card says once a newer card for the same case was posted."""
-    return Say(f"Case #{case.number} is now {case.priority.value.upper()}: see the newer card below.")
+    where = "waiting for a moderator" if case.state is CaseState.QUEUED else case.state.value
+    return Say(
+        f"Case #{case.number} is now {case.priority.value.upper()}, {where}: see the newer card below."
+    )
 
 
 def claimed_intro(case: CaseView, lines: Sequence[tuple[str, str]]) -> Say:
@@ -115,7 +121,8 @@ def claimed_intro(case: CaseView, lines: Sequence[tuple[str, str]]) -> Say:
                 f"You hold case #{case.number} ({case.priority.value}, {reason_label(case.reason)}).",
                 "Write here and it reaches the young person as \u201cSignpost team\u201d. "
                 "Reply to a case's message to pick the case if you hold several.",
-                "/note <text> adds a private note · /close ends the case · /queue lists open cases.",
+                "/note <text> adds a private note · /close ends the case · /release gives it back to the "
+                "queue · /queue lists open cases.",
                 "So far:",
                 *shown,
             ]
@@ -216,6 +223,71 @@ def queue_text(cases: Sequence[CaseView], now: dt.datetime) -> str:
     return "\n".join(lines)
 
 
+def idle_reminder(idle: Sequence[tuple[CaseView, dt.datetime]], now: dt.datetime) -> Say:
+    """Return one reminder for every claimed case whose young person is waiting for an answer."""
+    lines = [f"No answer yet in a claimed case ({len(idle)}):"]
+    lines += [
+        f"#{c.number} · {c.priority.value.upper()} · {reason_label(c.reason)} · held by "
+        f"{c.claimed_by_name or 'a moderator'} · waiting {waited(since, now)} · /takeover {c.number}"
+        for c, since in idle
+    ]
+    return Say("\n".join(lines))
+
+
+HOLDER_GONE = {
+    HolderGone.NOT_A_MODERATOR: "the moderator holding it isn't on the moderators' list any more",
+    HolderGone.UNREACHABLE: "the moderator holding it can't be reached (they may have blocked the bot)",
+}
+
+
+def requeued(number: int, why: HolderGone) -> Say:
+    """Return the group's notice that the adapter gave a claimed case back to the queue."""
+    return Say(f"Case #{number} is back in the queue: {HOLDER_GONE[why]}. Its new card follows.")
+
+
+def released(number: int) -> str:
+    """Return the answer to /release."""
+    return f"Case #{number} is back in the queue; a new card is in the group. You no longer hold it."
+
+
+def taken_over(number: int, previous: str | None) -> str:
+    """Return the answer to a takeover."""
+    return (
+        f"Case #{number} is yours now (taken over from {previous or 'another moderator'}). "
+        "Carry on in your private chat with the bot."
+    )
+
+
+def taken_from(number: int, by: str) -> Say:
+    """Return what the moderator who held a case reads when another takes it over."""
+    return Say(
+        f"Case #{number} was taken over by {by}. You no longer hold it: nothing you write here reaches "
+        "its young person now."
+    )
+
+
+def already_yours(number: int) -> str:
+    """Return the answer to taking over a case one holds already."""
+    return f"You already hold case #{number}."
+
+
+def not_held(number: int, state: CaseState) -> str:
+    """Return why a case that isn't claimed can't be taken over."""
+    if state is CaseState.CLOSED:
+        return f"Case #{number} isn't held by anyone: it is closed."
+    return f"Case #{number} isn't held by anyone: /claim {number} takes it."
+
+
+def not_yours(number: int, move: str, holder: str | None) -> str:
+    """Return why a moderator can't release, close or block a case another moderator holds."""
+    if move == "release":
+        return f"You don't hold case #{number}, so you can't release it. Nothing changed."
+    return (
+        f"Case #{number} is held by {holder or 'another moderator'}: only they can {move} it. "
+        f"/takeover {number} first if you must. Nothing changed."
+    )
+
+
 def reminder(cases: Sequence[CaseView], now: dt.datetime) -> Say:
     """Return one reminder for every case still waiting (one message, not one per case)."""
     lines = [f"Still waiting for a moderator ({len(cases)}):"]
@@ -249,3 +321,4 @@ START_PRIVATE_CHAT = (
 )
 TEXT_ONLY = "Only text reaches the young person. Nothing was sent."
 USER_GONE = "The young person can't be reached (they may have blocked the bot). You can /close the case."
+SAY_WHICH_CASE = "Say which case, e.g. /{command} 12. /queue lists open cases."

@@ -1,4 +1,4 @@
-"""Cases in the database: open, raise, claim, release, close, the queue, the transcript and relay map.
+"""Cases in the database: open, raise, claim, release, take over, close, the queue, transcript, relay map.
 
 Every function takes the caller's session and never commits. State changes are conditional updates
 (`... WHERE state = 'queued'`), so two moderators (or two adapter instances) can't both claim a case.
@@ -16,11 +16,19 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from bot.crypto import Cipher
-from bot.escalation import CaseState, Priority, TransitionError, next_state, raises_priority
+from bot.escalation import (
+    CaseState,
+    NotHolderError,
+    Priority,
+    TransitionError,
+    next_state,
+    raises_priority,
+)
 from bot.models import CaseEvent, CaseMessage, HandoverCase, RelayMessage
 
 USER = "user"
 SYSTEM = "system"
+MODERATOR = "moderator"
 
 
 def moderator_actor(moderator_id: int) -> str:
@@ -146,24 +154,32 @@ def move(
     *,
     moderator_id: int | None = None,
     moderator_name: str | None = None,
+    holder: int | None = None,
 ) -> CaseView:
-    """Make a move on a case (claim, release, close) or raise TransitionError/LookupError.
+    """Make a move on a case (claim, release, requeue, takeover, close) or raise TransitionError/LookupError.
 
-    The update only applies if the case is still in the state we read, so a concurrent move wins once.
+    With `holder`, a claimed case moves only while that moderator holds it (NotHolderError otherwise).
+    The update only applies if the case is still as we read it, so of concurrent moves one wins, once.
     """
     case = session.get(HandoverCase, number)
     if case is None:
         raise LookupError(f"no case #{number}")
     before = CaseState(case.state)
     after = next_state(before, name)
+    held = before is CaseState.CLAIMED
+    if holder is not None and held and case.claimed_by != holder:
+        raise NotHolderError(number, case.claimed_by_name)
     values: dict[str, object] = {"state": after.value}
-    if name == "claim":
+    if name in {"claim", "takeover"}:
         values |= {"claimed_by": moderator_id, "claimed_by_name": moderator_name, "claimed_at": now}
-    elif name == "release":
+    elif name in {"release", "requeue"}:
         values |= {"claimed_by": None, "claimed_by_name": None, "claimed_at": None}
     elif name == "close":
         values |= {"closed_at": now, "chat_token": None}
-    if not _update_if(session, number, HandoverCase.state == before.value, **values):
+    conditions = [HandoverCase.state == before.value]
+    if held:
+        conditions.append(HandoverCase.claimed_by == case.claimed_by)
+    if not _update_if(session, number, *conditions, **values):
         raise TransitionError(f"case #{number} changed meanwhile")
     chat_id = CaseView.of(case, cipher).chat_id
     session.refresh(case)
@@ -200,6 +216,14 @@ def held_by(session: Session, moderator_id: int) -> list[int]:
             .order_by(HandoverCase.id)
         )
     )
+
+
+def claimed(session: Session, cipher: Cipher) -> list[CaseView]:
+    """Return every claimed case (to check that whoever holds it still can)."""
+    rows = session.scalars(
+        select(HandoverCase).where(HandoverCase.state == CaseState.CLAIMED.value).order_by(HandoverCase.id)
+    )
+    return [CaseView.of(c, cipher) for c in rows]
 
 
 def open_queue(session: Session, cipher: Cipher) -> list[CaseView]:
@@ -291,6 +315,56 @@ def claim_reminder(
     return [
         CaseView.of(case, cipher)
         for case in due
+        if _update_if(
+            session, case.id, _unchanged(HandoverCase.reminded_at, case.reminded_at), reminded_at=now
+        )
+    ]
+
+
+def unanswered_since(session: Session, case: HandoverCase) -> dt.datetime | None:
+    """Return since when a claimed case's person has been owed an answer by its moderator (None: not).
+
+    Owed from the claim while the moderator hasn't written since; after that, from the person's first
+    line after the moderator's last.
+    """
+    if case.claimed_at is None:
+        return None
+    lines = select(CaseMessage.id, CaseMessage.at).where(CaseMessage.case_id == case.id)
+    answered = session.execute(
+        lines.where(CaseMessage.sender == MODERATOR, CaseMessage.at >= case.claimed_at)
+        .order_by(CaseMessage.id.desc())
+        .limit(1)
+    ).first()
+    if answered is None:
+        return case.claimed_at
+    asked = session.execute(
+        lines.where(CaseMessage.sender == USER, CaseMessage.id > answered.id)
+        .order_by(CaseMessage.id)
+        .limit(1)
+    ).first()
+    return asked.at if asked is not None else None
+
+
+def idle_claims(
+    session: Session, cipher: Cipher, now: dt.datetime, idle: dt.timedelta, every: dt.timedelta
+) -> list[tuple[CaseView, dt.datetime]]:
+    """Return claimed cases whose person has waited `idle` for an answer, with since when, and mark them
+    reminded (again after `every`; compare-and-set: once across instances)."""
+    due: list[tuple[HandoverCase, dt.datetime]] = []
+    for case in session.scalars(
+        select(HandoverCase).where(
+            HandoverCase.state == CaseState.CLAIMED.value, HandoverCase.claimed_at <= now - idle
+        )
+    ):
+        since = unanswered_since(session, case)
+        if since is None or since > now - idle:
+            continue
+        seen = case.reminded_at
+        if seen is None or seen <= now - every or seen < since:
+            due.append((case, since))
+    return [
+        (CaseView.of(case, cipher), since)
+        for case, since in due
         if _update_if(
             session, case.id, _unchanged(HandoverCase.reminded_at, case.reminded_at), reminded_at=now
         )

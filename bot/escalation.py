@@ -2,9 +2,12 @@
 
 ```
 queued ──claim──▶ claimed ──close──▶ closed
-   │  ◀──release──┘
+   │  ◀──release──┘ │  ▲
+   │  ◀──requeue──┘ └──┘ takeover
    └──────────close─────────────────▶ closed
 ```
+`release` is the holder giving the case back; `requeue` is the adapter doing it for a holder who is no
+longer on MODERATOR_USER_IDS or can't be reached; `takeover` moves a claimed case to another moderator.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -54,12 +57,38 @@ PRIORITY_ORDER = (Priority.URGENT, Priority.HIGH, Priority.NORMAL)
 TRANSITIONS: dict[str, tuple[frozenset[CaseState], CaseState]] = {
     "claim": (frozenset({CaseState.QUEUED}), CaseState.CLAIMED),
     "release": (frozenset({CaseState.CLAIMED}), CaseState.QUEUED),
+    "requeue": (frozenset({CaseState.CLAIMED}), CaseState.QUEUED),
+    "takeover": (frozenset({CaseState.CLAIMED}), CaseState.CLAIMED),
     "close": (frozenset({CaseState.QUEUED, CaseState.CLAIMED}), CaseState.CLOSED),
 }
 
 
 class TransitionError(Exception):
     """A move that this case's state does not allow (a stale button, a second claim)."""
+
+
+class NotHolderError(TransitionError):
+    """A move on a claimed case by someone other than the moderator it needs to be held by."""
+
+    def __init__(self, number: int, holder_name: str | None) -> None:
+        super().__init__(f"case #{number} is held by someone else")
+        self.holder_name = holder_name
+
+
+class HolderGone(str, enum.Enum):
+    """Why the adapter gives a claimed case back to the queue (logged and told to the group)."""
+
+    NOT_A_MODERATOR = "not on MODERATOR_USER_IDS"
+    UNREACHABLE = "unreachable"
+
+
+def holder_gone(holder: int | None, allowlist: frozenset[int], unreachable: Set[int]) -> HolderGone | None:
+    """Return why a claimed case's holder can no longer carry it, or None if they still can."""
+    if not is_moderator(holder, allowlist):
+        return HolderGone.NOT_A_MODERATOR
+    if holder in unreachable:
+        return HolderGone.UNREACHABLE
+    return None
 
 
 def next_state(current: CaseState, move: str) -> CaseState:
@@ -84,12 +113,12 @@ def is_moderator(user_id: int | None, allowlist: frozenset[int]) -> bool:
 
 
 # Callback data is never trusted: it must parse exactly, and what it names is checked against the database.
-_CASE_BUTTON = re.compile(r"case:(claim|close):([1-9][0-9]{0,11})")
+_CASE_BUTTON = re.compile(r"case:(claim|close|takeover):([1-9][0-9]{0,11})")
 _FEEDBACK_BUTTON = re.compile(r"rate:([1-9][0-9]{0,11}):([1-5])")
 
 
 def case_button(move: str, number: int) -> str:
-    """Return the callback data of a case card's Claim or Close button."""
+    """Return the callback data of a case card's Claim, Take over or Close button."""
     return f"case:{move}:{number}"
 
 

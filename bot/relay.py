@@ -28,10 +28,13 @@ from bot.cards import Say
 from bot.crypto import Cipher
 from bot.escalation import (
     CaseState,
+    HolderGone,
+    NotHolderError,
     Priority,
     TargetError,
     TransitionError,
     feedback_button,
+    holder_gone,
     is_moderator,
     parse_case_button,
     parse_feedback_button,
@@ -141,6 +144,16 @@ class _Unsaved:
     reason: str
 
 
+@dataclass(frozen=True)
+class _Due:
+    """What a waiting check found: people to tell, queued and claimed cases to remind about, cardless ones."""
+
+    told: list[cases.CaseView]
+    reminders: list[cases.CaseView]
+    idle: list[tuple[cases.CaseView, dt.datetime]]
+    cardless: list[cases.CaseView]
+
+
 def utcnow() -> dt.datetime:
     """Return the time now, in UTC."""
     return dt.datetime.now(dt.timezone.utc)
@@ -197,6 +210,8 @@ class Relay:
         self._held: dict[str, deque[Callable[[], Awaitable[None]]]] = {}
         self._blocked: dict[str, dt.datetime] = {}
         self._told_blocked: dict[str, float] = {}
+        # Moderators whose private chat refused a message: the cases they hold go back to the queue.
+        self._unreachable: set[int] = set()
         # Every write into the moderators' group goes through the board: paced, coalesced, never lost.
         self.board = CardBoard(
             outbox, settings.moderator_chat_id, sessions, self.cipher, clock, settings.telegram_rate_limit
@@ -339,6 +354,7 @@ class Relay:
         if case is None:
             return False
         if case.state is CaseState.CLAIMED:
+            # Kept in the case either way; if it went back to the queue, the person was told so.
             await self._to_moderator(case, text, sender)
             return True
         self._transcribe(case.number, sender, text)
@@ -602,7 +618,11 @@ class Relay:
             logger.warning("refused %s of case #%d: not on MODERATOR_USER_IDS", move, number)
             return cards.NOT_A_MODERATOR
         moderator = Moderator(user_id, name)
-        return await (self.claim(moderator, number) if move == "claim" else self.close(moderator, number))
+        if move == "claim":
+            return await self.claim(moderator, number)
+        if move == "takeover":
+            return await self.takeover(moderator, number)
+        return await self.close(moderator, number)
 
     def _authorised(self, moderator: Moderator, what: str) -> bool:
         if is_moderator(moderator.user_id, self.settings.moderator_user_ids):
@@ -610,8 +630,19 @@ class Relay:
         logger.warning("refused %s: not on MODERATOR_USER_IDS", what)
         return False
 
-    def _moved(self, moderator: Moderator, number: int, name: str, now: dt.datetime) -> cases.CaseView | str:
-        """Make a moderator's move on a case; return the case, or what to tell them if it can't be done."""
+    def _moved(
+        self,
+        moderator: Moderator,
+        number: int,
+        name: str,
+        now: dt.datetime,
+        holder: int | None = None,
+        detail: str | None = None,
+    ) -> cases.CaseView | str:
+        """Make a moderator's move on a case; return the case, or what to tell them if it can't be done.
+
+        With `holder`, a claimed case moves only while that moderator holds it.
+        """
         try:
             with self.sessions.begin() as session:
                 moved = cases.move(
@@ -623,12 +654,19 @@ class Relay:
                     now,
                     moderator_id=moderator.user_id,
                     moderator_name=moderator.name,
+                    holder=holder,
                 )
-                privacy.audit(session, moderator.user_id, name, now, number)
+                privacy.audit(session, moderator.user_id, name, now, number, detail)
                 return moved
         except LookupError:
             return f"There is no case #{number}."
+        except NotHolderError as exc:
+            return cards.not_yours(number, name, exc.holder_name)
         except TransitionError:
+            if name == "release":
+                return cards.not_yours(number, name, None)
+            if name == "takeover":
+                return f"Case #{number} changed meanwhile. Nothing changed; /queue shows it now."
             return f"Case #{number} is already {'claimed or closed' if name == 'claim' else 'closed'}."
         except SQLAlchemyError as exc:
             logger.error("%s of case #%d failed: %s", name, number, type(exc).__name__)
@@ -646,8 +684,11 @@ class Relay:
         try:
             intro = (await self.outbox.send(moderator.user_id, cards.claimed_intro(case, lines)))[-1]
         except UnreachableError:
+            # Should giving it back fail too, the waiting check returns the case to the queue.
+            self._unreachable.add(moderator.user_id)
             self._db(lambda s: cases.move(s, self.cipher, number, "release", cases.SYSTEM, now))
             return cards.START_PRIVATE_CHAT
+        self._unreachable.discard(moderator.user_id)
         logger.info("case #%d claimed", number)
         self._db(lambda s: cases.link_relay(s, moderator.user_id, intro, number))
         if case.chat_id is not None:
@@ -674,6 +715,77 @@ class Relay:
             await self._send(case.claimed_by, Say(f"Case #{number} was closed by {moderator.name}."))
         return f"Case #{number} is closed."
 
+    async def release(self, moderator: Moderator, number: int | None, replied_to: Quoted | None) -> str:
+        """`/release [number]`: the holder gives a case back to the queue; a fresh card goes to the group."""
+        if not self._authorised(moderator, "release"):
+            return cards.NOT_A_MODERATOR
+        number_or_answer = self._case_number(moderator, number, replied_to)
+        if isinstance(number_or_answer, str):
+            return number_or_answer
+        case = self._moved(moderator, number_or_answer, "release", self.clock(), holder=moderator.user_id)
+        if isinstance(case, str):
+            return case
+        logger.info("case #%d released to the queue", case.number)
+        self.board.owe_card(case.number, case.priority.rank, new_card=True)
+        await self.board.flush()
+        if case.chat_id is not None:
+            await self._tell(Person(case.chat_id, case.user_ref), _say("utter_moderator_left"))
+        return cards.released(case.number)
+
+    async def takeover(self, moderator: Moderator, number: int) -> str:
+        """Another moderator takes a claimed case: the transcript comes to them, the first holder is told."""
+        if not self._authorised(moderator, "takeover"):
+            return cards.NOT_A_MODERATOR
+
+        def find(session: Session) -> cases.CaseView | None:
+            row = cases.get_case(session, number)
+            return cases.CaseView.of(row, self.cipher) if row is not None else None
+
+        try:
+            with self.sessions.begin() as session:
+                before = find(session)
+        except SQLAlchemyError as exc:
+            logger.error("takeover of case #%d failed: %s", number, type(exc).__name__)
+            return cards.DATABASE_DOWN
+        if before is None:
+            return f"There is no case #{number}."
+        if before.state is not CaseState.CLAIMED or before.claimed_by is None:
+            return cards.not_held(number, before.state)
+        if before.claimed_by == moderator.user_id:
+            return cards.already_yours(number)
+        now, previous = self.clock(), before.claimed_by
+        detail = f"from moderator {previous}"
+        case = self._moved(moderator, number, "takeover", now, holder=previous, detail=detail)
+        if isinstance(case, str):
+            return case
+        try:
+            intro = await self.outbox.send(
+                moderator.user_id, cards.claimed_intro(case, self._transcript(number))
+            )
+        except UnreachableError:
+            self._unreachable.add(moderator.user_id)
+            self._db(
+                lambda s: cases.move(
+                    s,
+                    self.cipher,
+                    number,
+                    "takeover",
+                    cases.SYSTEM,
+                    now,
+                    moderator_id=previous,
+                    moderator_name=before.claimed_by_name,
+                    holder=moderator.user_id,
+                )
+            )
+            return cards.START_PRIVATE_CHAT
+        self._unreachable.discard(moderator.user_id)
+        logger.info("case #%d taken over", number)
+        self._db(lambda s: cases.link_relay(s, moderator.user_id, intro[-1], number))
+        if is_moderator(previous, self.settings.moderator_user_ids):
+            await self._send(previous, cards.taken_from(number, moderator.name))
+        await self._update_card(case)
+        return cards.taken_over(number, before.claimed_by_name)
+
     async def _new_rasa_session(self, ref: str) -> None:
         """Start a new Rasa session, so the conversation picks up fresh (handover slots reset)."""
         try:
@@ -699,8 +811,9 @@ class Relay:
             sent = await self.outbox.send(case.chat_id, Say(f"{label} {text}", response_buttons(LABEL)))
         except UnreachableError:
             return cards.USER_GONE
+        self._unreachable.discard(moderator.user_id)  # they wrote to the bot: their chat is open again
         self._record_trail(case.user_ref, sent)
-        self._transcribe(case.number, "moderator", text)
+        self._transcribe(case.number, cases.MODERATOR, text)
         self._audit(moderator, "reply", case.number)
         return None
 
@@ -859,17 +972,58 @@ class Relay:
             logger.error("finding a moderator's case failed: %s", type(exc).__name__)
             raise TargetError(cards.DATABASE_DOWN) from None
 
-    async def _to_moderator(self, case: cases.CaseView, text: str, sender: str) -> None:
-        """Relay a line of a claimed case to the moderator holding it, and keep it in the transcript."""
+    async def _to_moderator(self, case: cases.CaseView, text: str, sender: str) -> bool:
+        """Relay a line of a claimed case to the moderator holding it, and keep it in the transcript.
+
+        The allow-list is checked on every line: a holder no longer on it, or whose chat refuses the
+        line, gets nothing, and the case goes back to the queue. Returns whether the line was relayed.
+        """
         self._transcribe(case.number, sender, text)
-        if case.claimed_by is None:
-            return
+        holder = case.claimed_by
+        if holder is None or not is_moderator(holder, self.settings.moderator_user_ids):
+            await self._requeue(case, HolderGone.NOT_A_MODERATOR)
+            return False
         try:
-            message_id = (await self.outbox.send(case.claimed_by, cards.from_user(case.number, text)))[-1]
+            message_id = (await self.outbox.send(holder, cards.from_user(case.number, text)))[-1]
         except UnreachableError:
             logger.error("the moderator holding case #%d can't be reached", case.number)
+            self._unreachable.add(holder)
+            await self._requeue(case, HolderGone.UNREACHABLE)
+            return False
+        self._db(lambda s: cases.link_relay(s, holder, message_id, case.number))
+        return True
+
+    async def _requeue(self, case: cases.CaseView, why: HolderGone) -> None:
+        """Give a claimed case back to the queue (its holder can't carry it): a fresh card, the person told.
+
+        If the database fails, the case stays claimed and the next waiting check tries again.
+        """
+        now = self.clock()
+        try:
+            with self.sessions.begin() as session:
+                moved = cases.move(
+                    session, self.cipher, case.number, "requeue", cases.SYSTEM, now, holder=case.claimed_by
+                )
+        except (LookupError, TransitionError):
+            return  # closed, released or taken over meanwhile
+        except SQLAlchemyError as exc:
+            logger.error("could not give case #%d back to the queue: %s", case.number, type(exc).__name__)
             return
-        self._db(lambda s: cases.link_relay(s, case.claimed_by or 0, message_id, case.number))
+        logger.warning("case #%d is back in the queue: its moderator is %s", case.number, why.value)
+        self.board.owe_notice(cards.requeued(case.number, why), case.priority.rank)
+        self.board.owe_card(case.number, case.priority.rank, new_card=True)
+        await self.board.flush()
+        if moved.chat_id is not None:
+            await self._tell(Person(moved.chat_id, moved.user_ref), _say("utter_moderator_left"))
+
+    async def return_lost_claims(self) -> None:
+        """Give back to the queue every case held by someone off the allow-list or unreachable (at start-up
+        and with every waiting check)."""
+        held = self._db(lambda s: cases.claimed(s, self.cipher)) or []
+        for case in held:
+            why = holder_gone(case.claimed_by, self.settings.moderator_user_ids, self._unreachable)
+            if why is not None:
+                await self._requeue(case, why)
 
     # ---------------------------------------------------------------- jobs
 
@@ -894,32 +1048,36 @@ class Relay:
     async def check_waiting(self) -> None:
         """Tell people nobody has picked up yet, remind moderators, and owe a card to any case without one."""
         self.refresh_blocks()
+        await self.return_lost_claims()
         now = self.clock()
         for unsaved in list(self._unsaved.values()):
             await self.request_handover(unsaved.person, unsaved.priority, unsaved.reason)
+        settings = self.settings
 
-        def due(session: Session) -> tuple[list[cases.CaseView], list[cases.CaseView], list[cases.CaseView]]:
+        def due(session: Session) -> _Due:
             told = [
                 c
-                for c in cases.overdue_untold(session, self.cipher, now - self.settings.handover_wait)
+                for c in cases.overdue_untold(session, self.cipher, now - settings.handover_wait)
                 if cases.mark_told_wait(session, c.number, now)
             ]
-            reminders = cases.claim_reminder(
-                session, self.cipher, now, self.settings.handover_wait, self.settings.handover_remind_every
-            )
+            every = settings.handover_remind_every
+            reminders = cases.claim_reminder(session, self.cipher, now, settings.handover_wait, every)
+            idle = cases.idle_claims(session, self.cipher, now, settings.claim_idle, every)
             cardless = [c for c in cases.open_queue(session, self.cipher) if c.card_message_id is None]
-            return told, reminders, cardless
+            return _Due(told, reminders, idle, cardless)
 
         found = self._db(due)
         if found is None:
             return
-        told, reminders, cardless = found
-        for case in told:
+        for case in found.told:
             if case.chat_id is not None:
                 await self._tell(Person(case.chat_id, case.user_ref), _say("utter_handover_waiting"))
-        self.board.owe_missing(cardless)
-        if reminders:
-            await self._post_group(cards.reminder(reminders, now), Priority.NORMAL.rank)
+        self.board.owe_missing(found.cardless)
+        if found.reminders:
+            await self._post_group(cards.reminder(found.reminders, now), Priority.NORMAL.rank)
+        if found.idle:
+            rank = min(c.priority.rank for c, _ in found.idle)
+            await self._post_group(cards.idle_reminder(found.idle, now), rank)
         await self.board.flush()
 
     async def flush_cards(self) -> None:

@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 COMMANDS_HELP = (
     "Commands: /queue (open cases) · /claim <number> · /note <text> · /close [number] · "
-    "/block [number] · /blocks · /unblock <block>. "
+    "/release [number] · /takeover <number> · /block [number] · /blocks · /unblock <block>. "
     "Anything else you write here goes to the young person of your case."
 )
 
@@ -41,7 +41,7 @@ async def _answer(update: Update, text: str | None) -> None:
 
 
 async def on_card_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Claim or Close on a case card; anyone not on MODERATOR_USER_IDS is refused (and logged)."""
+    """Claim, Take over or Close on a case card; anyone not on MODERATOR_USER_IDS is refused (and logged)."""
     query, moderator = update.callback_query, _moderator(update)
     if query is None or moderator is None:
         return
@@ -110,9 +110,31 @@ async def on_claim(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     number = _number(context.args)
     if number is None:
-        await _answer(update, "Say which case, e.g. /claim 12. /queue lists open cases.")
+        await _answer(update, cards.SAY_WHICH_CASE.format(command="claim"))
         return
     await _answer(update, await relay_of(context).claim(moderator, number))
+
+
+async def on_release(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`/release [number]`: give the case replied to, named, or the only one held back to the queue."""
+    moderator = _moderator(update)
+    if moderator is not None:
+        number = _number(context.args)
+        await _answer(
+            update, await relay_of(context).release(moderator, number, _replied_to(update, context))
+        )
+
+
+async def on_takeover(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`/takeover <number>`: take a case another moderator holds (the same as the card's Take over)."""
+    moderator = _moderator(update)
+    if moderator is None:
+        return
+    number = _number(context.args)
+    if number is None:
+        await _answer(update, cards.SAY_WHICH_CASE.format(command="takeover"))
+        return
+    await _answer(update, await relay_of(context).takeover(moderator, number))
 
 
 async def on_queue(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -123,7 +123,8 @@ async def test_a_moderator_claims_and_the_conversation_moves_to_their_private_ch
     edited = h.request.of("editMessageText")[-1]
     assert "Claimed by Alex at" in edited["text"]
     assert [b["callback_data"] for r in edited["reply_markup"]["inline_keyboard"] for b in r] == [
-        f"case:close:{number}"
+        f"case:takeover:{number}",
+        f"case:close:{number}",
     ]
     sent_to_rasa = len(h.rasa.received)
     await h.text(PERSON, "he said he would tell everyone")
