@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime as dt
+import itertools
 import logging
 import time
 from collections import OrderedDict, deque
@@ -76,6 +78,15 @@ class UnreachableError(Exception):
     """The chat can't be written to (the person blocked the bot, or never started a chat with it)."""
 
 
+class LeftError(Exception):
+    """The person left (quick exit, forget me) while their message was with Rasa: it was cancelled."""
+
+
+# The person and their generation that the running work belongs to: what a person sent before they left
+# (quick exit, forget me) belongs to an older generation, and nothing of it may reach their chat after.
+_TURN: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("turn", default=None)
+
+
 class Outbox(Protocol):
     """Where the relay's messages go: Telegram, or the terminal in local mode."""
 
@@ -129,6 +140,7 @@ class _Pending:
     """Messages Rasa hasn't answered yet, kept in order and retried with backoff."""
 
     chat_id: int
+    generation: int
     messages: deque[str] = field(default_factory=deque)
     told: bool = False
     delay: float = RETRY_FIRST_SECONDS
@@ -152,6 +164,14 @@ class _Due:
     reminders: list[cases.CaseView]
     idle: list[tuple[cases.CaseView, dt.datetime]]
     cardless: list[cases.CaseView]
+
+
+_generations = itertools.count(1)
+
+
+def _next_generation() -> int:
+    """Return a generation number never used before in this process."""
+    return next(_generations)
 
 
 def utcnow() -> dt.datetime:
@@ -208,6 +228,9 @@ class Relay:
         self._pending: dict[str, _Pending] = {}
         self._unsaved: dict[str, _Unsaved] = {}
         self._held: dict[str, deque[Callable[[], Awaitable[None]]]] = {}
+        # Per person, how often they have left (quick exit, forget me); work from before is dropped.
+        self._generations: OrderedDict[str, int] = OrderedDict()
+        self._asking: dict[str, asyncio.Future[list[BotMessage]]] = {}
         self._blocked: dict[str, dt.datetime] = {}
         self._told_blocked: dict[str, float] = {}
         # Moderators whose private chat refused a message: the cases they hold go back to the queue.
@@ -254,15 +277,20 @@ class Relay:
             await self._tell(person, _say("utter_unsupported_message"))
             return
         async with self._lock(person.ref):
+            if self._left():
+                return
             if await self._to_case(person, text, sender="user"):
                 return
             self._remember(person.ref, text)
             await self._converse(person, to_rasa(text))
 
-    async def user_button(self, person: Person, data: str, title: str | None) -> None:
-        """A person pressed one of our buttons: quick exit, forget, a rating, or a Rasa payload (checked)."""
+    async def user_button(
+        self, person: Person, data: str, title: str | None, message_id: int | None = None
+    ) -> None:
+        """A person pressed one of our buttons (under message `message_id`): quick exit, forget, a rating,
+        or a Rasa payload (checked)."""
         if data in QUICK_EXIT:
-            await self.quick_exit(person, None)
+            await self.quick_exit(person, message_id)
             return
         if data == FORGET_YES:
             await self.forget(person)
@@ -285,6 +313,8 @@ class Relay:
             await self._tell(person, _say("utter_button_expired"))
             return
         async with self._lock(person.ref):
+            if self._left():
+                return
             case = self._open_case(person)
             if case is not None and case.state is CaseState.CLAIMED:
                 await self._to_moderator(case, f"[pressed the button \u201c{title or data}\u201d]", "system")
@@ -337,6 +367,8 @@ class Relay:
 
     async def _user_edited(self, person: Person, text: str) -> None:
         async with self._lock(person.ref):
+            if self._left():
+                return
             case = self._open_case(person)
             if case is not None and case.state is CaseState.CLAIMED and text:
                 await self._to_moderator(case, f"[edited] {text}", sender="user")
@@ -382,7 +414,11 @@ class Relay:
         return False
 
     async def _guarded(self, person: Person, work: Callable[[], Awaitable[None]]) -> None:
-        """Do the work now, or hold it (in order) while the person is writing faster than the limit."""
+        """Do the work now, or hold it (in order) while the person is writing faster than the limit.
+
+        The work belongs to the person's generation now: if they leave before it is done, it stops.
+        """
+        work = self._in_turn(person.ref, work)
         held = self._held.get(person.ref)
         verdict = Verdict.HOLD if held else self.flood.admit(person.ref, self._seconds())
         if verdict is Verdict.GO:
@@ -405,15 +441,59 @@ class Relay:
     async def release_held(self) -> None:
         """Work through held messages at the steady rate (a job, every few seconds)."""
         for ref, held in list(self._held.items()):
-            while held and self.flood.take(ref, self._seconds()):
+            # Leaving drops the person's held messages, also while this loop is working through them.
+            while held and self._held.get(ref) is held and self.flood.take(ref, self._seconds()):
                 await held.popleft()()
             if not held and self._held.get(ref) is held:
                 del self._held[ref]
 
+    # ---------------------------------------------------------------- generations
+
+    def _generation(self, ref: str) -> int:
+        """Return how many times the person has left (0 if never, or long ago)."""
+        return self._generations.get(ref, 0)
+
+    def _in_turn(self, ref: str, work: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """Return the work bound to the person's generation now: skipped if they have left meanwhile."""
+        turn = (ref, self._generation(ref))
+
+        async def run() -> None:
+            token = _TURN.set(turn)
+            try:
+                if not self._left():
+                    await work()
+            finally:
+                _TURN.reset(token)
+
+        return run
+
+    def _left(self, ref: str | None = None) -> bool:
+        """Return True if the running work belongs to a person who has left since it began."""
+        turn = _TURN.get()
+        return turn is not None and (ref is None or turn[0] == ref) and turn[1] != self._generation(turn[0])
+
+    def _leave(self, ref: str) -> int:
+        """Start the person's next generation: cancel what is with Rasa, drop what is pending or held.
+
+        Returns how many messages were dropped. Never waits: not for Rasa, not for the person's lock.
+        """
+        self._generations.pop(ref, None)
+        self._generations[ref] = _next_generation()
+        while len(self._generations) > REMEMBERED_PEOPLE:
+            self._generations.popitem(last=False)
+        asking = self._asking.pop(ref, None)
+        if asking is not None:
+            asking.cancel()
+        pending = self._pending.pop(ref, None)
+        return len(self._held.pop(ref, ())) + (len(pending.messages) if pending else 0)
+
     async def quick_exit(self, person: Person, message_id: int | None) -> None:
-        """`/exit` or the Leave quickly button: clear the chat, leave a neutral message, reset Rasa."""
-        async with self._lock(person.ref):
-            await self._clear_chat(person, [message_id] if message_id is not None else [])
+        """`/exit` or the Leave quickly button: clear the chat, leave a neutral message, reset Rasa.
+
+        It never waits for Rasa: what was with Rasa, pending or held is dropped first, without the lock.
+        """
+        dropped = self._leave(person.ref)
+        await self._clear_chat(person, [message_id] if message_id is not None else [], dropped)
         try:
             await self.rasa.send(person.ref, "/quick_exit")  # Rasa restarts; its reply is not shown
         except RasaUnavailableError:
@@ -426,19 +506,21 @@ class Relay:
         await self.outbox.delete_many(person.chat_id, ids)
         return len(ids)
 
-    async def _clear_chat(self, person: Person, also: list[int]) -> None:
+    async def _clear_chat(self, person: Person, also: list[int], dropped: int) -> None:
         """Delete what the bot can of the person's chat, and leave only a neutral message."""
         deleted = await self._delete_trail(person, also)
         self._db(lambda s: privacy.clear_trail(s, person.ref))
-        # Nothing may pop up in the chat after the exit: unanswered and held messages are dropped.
-        pending = self._pending.pop(person.ref, None)
-        dropped = len(self._held.pop(person.ref, ())) + (len(pending.messages) if pending else 0)
         logger.info("quick exit: cleared %d messages from a chat (%d unanswered dropped)", deleted, dropped)
         await self._tell(person, _say("utter_quick_exit"))
         await self._to_case(person, cards.QUICK_EXIT_NOTICE, sender="system")
 
     async def forget(self, person: Person) -> None:
-        """Forget me (confirmed): clear the chat, delete their cases and Rasa conversation, say what went."""
+        """Forget me (confirmed): clear the chat, delete their cases and Rasa conversation, say what went.
+
+        What was with Rasa, pending or held is dropped first; the lock is then free at once (never
+        waiting for Rasa), and taken so that no earlier message of theirs writes to the database meanwhile.
+        """
+        self._leave(person.ref)
         async with self._lock(person.ref):
             case = self._open_case(person)
             await self._delete_trail(person, [])
@@ -454,8 +536,8 @@ class Relay:
                 return
             self._recent.pop(person.ref, None)
             self._pending.pop(person.ref, None)
-            self._unsaved.pop(person.ref, None)
             self._held.pop(person.ref, None)
+            self._unsaved.pop(person.ref, None)
             self._told_blocked.pop(person.ref, None)
             self.flood.forget(person.ref)
             logger.info("forget me: deleted %d cases and a Rasa conversation", ours.cases)
@@ -479,7 +561,11 @@ class Relay:
 
     async def _converse(self, person: Person, message: str) -> None:
         """Queue the message behind any the assistant hasn't answered, then try to get answers."""
-        pending = self._pending.setdefault(person.ref, _Pending(person.chat_id))
+        if self._left(person.ref):
+            return
+        pending = self._pending.get(person.ref)
+        if pending is None:
+            pending = self._pending[person.ref] = _Pending(person.chat_id, self._generation(person.ref))
         pending.chat_id = person.chat_id
         if len(pending.messages) >= MAX_PENDING_PER_PERSON:
             pending.messages.popleft()
@@ -491,8 +577,12 @@ class Relay:
     async def _flush(self, ref: str, pending: _Pending) -> None:
         """Send waiting messages to Rasa in order; on failure tell the person once and retry later."""
         while pending.messages:
+            if pending.generation != self._generation(ref):
+                return  # they left: quick exit dropped this queue
             try:
                 replies = await self._ask(ref, pending)
+            except LeftError:
+                return
             except RasaUnavailableError:
                 if ASK_FOR_PERSON in pending.messages:
                     # Asking for a person must work without Rasa: the relay opens the case itself.
@@ -508,24 +598,36 @@ class Relay:
         self._pending.pop(ref, None)
 
     async def _ask(self, ref: str, pending: _Pending) -> list[BotMessage]:
-        """Ask Rasa, showing typing; if it is slow or down, answer at once with the crisis numbers."""
+        """Ask Rasa, showing typing; if it is slow or down, answer at once with the crisis numbers.
+
+        Raises LeftError if the person leaves meanwhile (leaving cancels the request).
+        """
         request = asyncio.ensure_future(self.rasa.send(ref, pending.messages[0]))
-        async with self._typing(pending.chat_id):
-            try:
-                return await asyncio.wait_for(asyncio.shield(request), self.settings.rasa_timeout_seconds)
-            except asyncio.TimeoutError:
-                logger.warning(
-                    "Rasa slower than %.1f s; answered with the crisis numbers",
-                    self.settings.rasa_timeout_seconds,
-                )
-                await self._tell_unavailable(ref, pending)
-            except RasaUnavailableError:
-                await self._tell_unavailable(ref, pending)
-                raise
-            return await request  # Rasa's own answer still comes, if it comes within its patience
+        self._asking[ref] = request
+        try:
+            async with self._typing(pending.chat_id):
+                try:
+                    return await asyncio.wait_for(asyncio.shield(request), self.settings.rasa_timeout_seconds)
+                except asyncio.TimeoutError:
+                    logger.warning(
+                        "Rasa slower than %.1f s; answered with the crisis numbers",
+                        self.settings.rasa_timeout_seconds,
+                    )
+                    await self._tell_unavailable(ref, pending)
+                except RasaUnavailableError:
+                    await self._tell_unavailable(ref, pending)
+                    raise
+                return await request  # Rasa's own answer still comes, if it comes within its patience
+        except asyncio.CancelledError:
+            if request.cancelled():  # cancelled by leaving, not the work itself being cancelled
+                raise LeftError from None
+            raise
+        finally:
+            if self._asking.get(ref) is request:
+                del self._asking[ref]
 
     async def _tell_unavailable(self, ref: str, pending: _Pending) -> None:
-        if not pending.told:
+        if not pending.told and pending.generation == self._generation(ref):
             pending.told = True
             await self._tell(Person(pending.chat_id, ref), _say("utter_assistant_unavailable"))
 
@@ -537,10 +639,16 @@ class Relay:
             if pending.next_try <= now and not lock.locked():
                 async with lock:
                     if self._pending.get(ref) is pending:
-                        await self._flush(ref, pending)
+                        token = _TURN.set((ref, pending.generation))
+                        try:
+                            await self._flush(ref, pending)
+                        finally:
+                            _TURN.reset(token)
 
     async def _deliver(self, person: Person, replies: list[BotMessage]) -> None:
         """Open or raise a case if Rasa asked for a person, then show Rasa's messages."""
+        if self._left(person.ref):
+            return
         for reply in replies:
             if reply.handover:
                 await self.request_handover(
@@ -550,9 +658,12 @@ class Relay:
                 )
         sent: list[int] = []
         for reply in replies:
-            if reply.text:
+            if reply.text and not self._left(person.ref):
                 buttons = tuple((b.title, b.payload) for b in reply.buttons)
                 sent += await self._send(person.chat_id, Say(reply.text, buttons))
+        if self._left(person.ref):  # they left while it was on its way: it goes from the chat too
+            await self.outbox.delete_many(person.chat_id, sent)
+            return
         self._record_trail(person.ref, sent)  # one write for the whole reply, not one per message
 
     @contextlib.asynccontextmanager
@@ -1138,8 +1249,17 @@ class Relay:
             return []
 
     async def _tell(self, person: Person, message: Say) -> None:
-        """Send a message to a person, and note its ids so quick exit can delete it."""
-        self._record_trail(person.ref, await self._send(person.chat_id, message))
+        """Send a message to a person, and note its ids so quick exit can delete it.
+
+        Work from before the person left sends nothing (and what was on its way is deleted again).
+        """
+        if self._left(person.ref):
+            return
+        sent = await self._send(person.chat_id, message)
+        if self._left(person.ref):
+            await self.outbox.delete_many(person.chat_id, sent)
+            return
+        self._record_trail(person.ref, sent)
 
     def _record_trail(self, ref: str, message_ids: list[int]) -> None:
         if message_ids:

@@ -52,7 +52,8 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             ),
             None,
         )
-    await relay_of(context).user_button(person, str(query.data or ""), title)
+    pressed = query.message.message_id if query.message is not None else None
+    await relay_of(context).user_button(person, str(query.data or ""), title, pressed)
 
 
 def media_kind(message: Message) -> str:

@@ -183,12 +183,20 @@ def handover(priority: str, reason: str) -> list[dict[str, Any]]:
 
 @dataclass
 class FakeRasa:
-    """Rasa's REST channel, scripted: a reply per message, or down, or slow."""
+    """Rasa's REST channel, scripted: a reply per message, or down, or slow.
+
+    A message in `slow` is answered only once its event is set (Rasa thinking for as long as a test
+    needs, without a clock); `thinking` is set when such a message arrives, and `cancelled` lists the
+    messages whose request the adapter gave up on while Rasa was still thinking.
+    """
 
     replies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     received: list[dict[str, str]] = field(default_factory=list)
     down: bool = False
     delay: float = 0.0
+    slow: dict[str, asyncio.Event] = field(default_factory=dict)
+    thinking: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled: list[str] = field(default_factory=list)
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
@@ -196,6 +204,14 @@ class FakeRasa:
             raise httpx.ConnectError("connection refused", request=request)
         if self.delay:
             await asyncio.sleep(self.delay)
+        gate = self.slow.get(body["message"])
+        if gate is not None:
+            self.thinking.set()
+            try:
+                await gate.wait()
+            except asyncio.CancelledError:
+                self.cancelled.append(body["message"])
+                raise
         self.received.append(body)
         default = [{"recipient_id": body["sender"], "text": f"echo: {body['message']}"}]
         return httpx.Response(200, json=self.replies.get(body["message"], default))
@@ -290,7 +306,8 @@ class Harness:
         await self.feed({"message": sent})
         return int(sent["message_id"])
 
-    async def press(self, user_id: int, data: str, chat_id: int | None = None, text: str = "…") -> None:
+    async def press(self, user_id: int, data: str, chat_id: int | None = None, text: str = "…") -> int:
+        """Feed a press of a button with this data; return the id of the message the button was under."""
         chat = chat_id if chat_id is not None else user_id
         shown = {
             "message_id": next(_messages),
@@ -307,6 +324,7 @@ class Harness:
             "message": shown,
         }
         await self.feed({"callback_query": query})
+        return int(shown["message_id"])
 
     def cards(self) -> list[dict[str, Any]]:
         return self.request.sent(GROUP)
