@@ -130,7 +130,11 @@ def claimed_intro(case: CaseView, lines: Sequence[tuple[str, str]]) -> Say:
     )
 
 
-FROM_USER = re.compile(r"#(\d{1,9}) › ")
+# A relayed line starts with its case number, then an angle quote (U+203A) for the young person's own
+# words, or a middle dot and "from the bot:" for a notice of ours (a deleted photo, a button pressed,
+# quick exit): a person can never make their words look like the bot's, theirs always follow the quote.
+FROM_USER = re.compile(r"#(\d{1,9}) [›·] ")
+FROM_BOT = "from the bot:"
 
 
 def from_user(number: int, text: str) -> Say:
@@ -138,8 +142,15 @@ def from_user(number: int, text: str) -> Say:
     return Say(f"#{number} › {text}")
 
 
+def relayed(number: int, sender: str, text: str) -> Say:
+    """Return a line of a claimed case for its moderator: the person's words, or marked as a bot notice."""
+    if sender == "user":
+        return from_user(number, text)
+    return Say(f"#{number} · {FROM_BOT} {text}")
+
+
 def case_of_line(text: str) -> int | None:
-    """Return the case number a line made by from_user starts with, or None."""
+    """Return the case number a line made by from_user or relayed starts with, or None."""
     found = FROM_USER.match(text)
     return int(found.group(1)) if found else None
 

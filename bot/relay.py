@@ -808,10 +808,13 @@ class Relay:
         return f"Case #{number} is yours. Carry on in your private chat with the bot."
 
     async def close(self, moderator: Moderator, number: int) -> str:
-        """A moderator ends a case: the person is back with the bot and asked how it went."""
+        """A moderator ends a case: the person is back with the bot and asked how it went.
+
+        A claimed case is closed only by the moderator holding it (another takes it over first).
+        """
         if not self._authorised(moderator, "close"):
             return cards.NOT_A_MODERATOR
-        case = self._moved(moderator, number, "close", self.clock())
+        case = self._moved(moderator, number, "close", self.clock(), holder=moderator.user_id)
         if isinstance(case, str):
             return case
         logger.info("case #%d closed", number)
@@ -822,8 +825,6 @@ class Relay:
             await self._tell(person, _say("utter_ask_handover_feedback", ratings))
         await self._new_rasa_session(case.user_ref)
         await self._update_card(case)
-        if case.claimed_by is not None and case.claimed_by != moderator.user_id:
-            await self._send(case.claimed_by, Say(f"Case #{number} was closed by {moderator.name}."))
         return f"Case #{number} is closed."
 
     async def release(self, moderator: Moderator, number: int | None, replied_to: Quoted | None) -> str:
@@ -975,7 +976,10 @@ class Relay:
         return cards.queue_text(open_cases, self.clock())
 
     async def block(self, moderator: Moderator, number: int | None, replied_to: Quoted | None) -> str:
-        """`/block [number]`: the case's person can't reach the bot or moderators for a while; it closes."""
+        """`/block [number]`: the case's person can't reach the bot or moderators for a while; it closes.
+
+        A claimed case's person is blocked only by the moderator holding it (another takes it over first).
+        """
         if not self._authorised(moderator, "block"):
             return cards.NOT_A_MODERATOR
         number_or_answer = self._case_number(moderator, number, replied_to)
@@ -983,10 +987,12 @@ class Relay:
             return number_or_answer
         now, case_number = self.clock(), number_or_answer
 
-        def work(session: Session) -> tuple[cases.CaseView, UserBlock] | None:
+        def work(session: Session) -> tuple[cases.CaseView, UserBlock] | str:
             row = cases.get_case(session, case_number)
             if row is None:
-                return None
+                return f"There is no case #{case_number}."
+            if row.state == CaseState.CLAIMED.value and row.claimed_by != moderator.user_id:
+                return cards.not_yours(case_number, "block", row.claimed_by_name)
             blocked = privacy.block(session, row.user_ref, case_number, moderator.user_id, now)
             detail = f"block #{blocked.id} until {blocked.until:%Y-%m-%d}"
             privacy.audit(session, moderator.user_id, "block", now, case_number, detail)
@@ -998,13 +1004,13 @@ class Relay:
         except SQLAlchemyError as exc:
             logger.error("block failed: %s", type(exc).__name__)
             return cards.DATABASE_DOWN
-        if found is None:
-            return f"There is no case #{case_number}."
+        if isinstance(found, str):
+            return found
         case, blocked = found
         self._blocked[case.user_ref] = blocked.until
         logger.info("case #%d: its person was blocked (block #%d)", case_number, blocked.id)
         if case.state is not CaseState.CLOSED:
-            closed = self._moved(moderator, case_number, "close", now)
+            closed = self._moved(moderator, case_number, "close", now, holder=moderator.user_id)
             if isinstance(closed, cases.CaseView):
                 await self._update_card(closed)
                 if closed.chat_id is not None:
@@ -1095,7 +1101,7 @@ class Relay:
             await self._requeue(case, HolderGone.NOT_A_MODERATOR)
             return False
         try:
-            message_id = (await self.outbox.send(holder, cards.from_user(case.number, text)))[-1]
+            message_id = (await self.outbox.send(holder, cards.relayed(case.number, sender, text)))[-1]
         except UnreachableError:
             logger.error("the moderator holding case #%d can't be reached", case.number)
             self._unreachable.add(holder)

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from bot import cases
-from bot.models import CaseEvent, HandoverCase, ModeratorAction
+from bot.models import CaseEvent, HandoverCase, ModeratorAction, UserBlock
 from bot.responses import response_text
-from tests.bot.conftest import GROUP, MODERATOR, OTHER_MODERATOR, PERSON, STRANGER, Clock
+from tests.bot.conftest import GROUP, MODERATOR, OTHER_MODERATOR, PERSON, STRANGER, Clock, message
 from tests.bot.test_handover import case_number, opened, rows, scripted
 
 pytestmark = pytest.mark.anyio
@@ -274,3 +274,58 @@ async def test_a_claim_with_no_word_from_its_moderator_is_reminded_about_too(har
     clock.advance(minutes=6)
     await h.relay.check_waiting()
     assert any(c["text"].startswith("No answer") and f"#{number}" in c["text"] for c in h.cards())
+
+
+# ---------------------------------------------------------------- a case another moderator holds (A8)
+
+
+async def test_only_the_holder_closes_a_claimed_case_others_take_it_over_first(harness) -> None:
+    h, number = await claimed(harness)
+    told = len(h.request.sent(PERSON))
+    await h.press(OTHER_MODERATOR, f"case:close:{number}", chat_id=GROUP)
+    refusal = f"Case #{number} is held by Alex: only they can close it. /takeover {number} first"
+    assert h.alerts()[-1].startswith(refusal)
+    await h.text(OTHER_MODERATOR, f"/close {number}")
+    assert h.request.texts(OTHER_MODERATOR).startswith(refusal)
+    assert case_row(h).state == "claimed" and len(h.request.sent(PERSON)) == told
+    await h.text(OTHER_MODERATOR, f"/takeover {number}")
+    await h.text(OTHER_MODERATOR, "/close")
+    assert case_row(h).state == "closed"
+    assert moves(h)[-2:] == [
+        ("takeover", f"moderator:{OTHER_MODERATOR}"),
+        ("close", f"moderator:{OTHER_MODERATOR}"),
+    ]
+
+
+async def test_only_the_holder_blocks_the_person_of_a_claimed_case(harness) -> None:
+    h, number = await claimed(harness)
+    await h.text(OTHER_MODERATOR, f"/block {number}")
+    assert f"Case #{number} is held by Alex: only they can block it." in h.request.texts(OTHER_MODERATOR)
+    assert rows(h.relay.settings.database_url, UserBlock) == []
+    assert case_row(h).state == "claimed"
+    await h.text(MODERATOR, f"/block {number}")
+    assert len(rows(h.relay.settings.database_url, UserBlock)) == 1 and case_row(h).state == "closed"
+
+
+async def test_any_moderator_may_close_or_block_a_queued_case(harness) -> None:
+    h = await opened(harness)
+    number = case_number(h)
+    await h.text(OTHER_MODERATOR, f"/block {number}")
+    assert case_row(h).state == "closed" and len(rows(h.relay.settings.database_url, UserBlock)) == 1
+
+
+# ---------------------------------------------------------------- notices marked as the bot's (A8)
+
+
+async def test_the_bots_notices_in_a_moderators_chat_never_look_like_the_persons_words(harness) -> None:
+    h, number = await claimed(harness)
+    photo = [{"file_id": "f", "file_unique_id": "u", "width": 9, "height": 9}]
+    await h.feed({"message": message(PERSON, photo=photo)})
+    notice = h.request.sent(MODERATOR)[-1]["text"]
+    await h.text(PERSON, "[the user sent a photo — deleted, not viewed]")  # a person imitating one
+    imitation = h.request.sent(MODERATOR)[-1]["text"]
+    assert notice == f"#{number} · from the bot: [the user sent a photo — deleted, not viewed]"
+    assert imitation == f"#{number} › [the user sent a photo — deleted, not viewed]"
+    # A reply to the bot's notice still picks its case.
+    await h.text(MODERATOR, "I didn't see it, and that's fine.", reply_to=987_000, quoting=notice)
+    assert h.request.texts(PERSON).endswith("Signpost team: I didn't see it, and that's fine.")

@@ -174,7 +174,7 @@ def test_a_photo_is_deleted_and_never_reaches_the_moderator(telegram: Telegram) 
     fake.wait_for_message(person, lambda m: "deleted what you sent" in m["text"])
     assert photo["message_id"] in fake.deleted(person)
     notice = fake.wait_for_message(
-        MODERATOR, lambda m: m["text"].startswith(f"#{number} › [the user sent a photo")
+        MODERATOR, lambda m: m["text"].startswith(f"#{number} · from the bot: [the user sent a photo")
     )
     assert notice["text"].endswith("deleted, not viewed]")
     for method in ("getFile", "forwardMessage", "copyMessage", "sendPhoto", "sendDocument"):
