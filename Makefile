@@ -21,8 +21,14 @@ EVAL := $(PY) -m scripts.eval --model $(MODEL) --holdout tests/nlu_holdout.yml -
 
 # Local configuration (see .env.example); created with fresh secrets on first use, and completed with
 # any new setting when .env.example changes (scripts/env-file; make then reads it again).
+# The environment wins over .env, which wins over the defaults (DESIGN.md). `include` alone would let .env
+# override the environment, so what the environment sets is saved first and put back after.
+ENV_FILE_NAMES := $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' .env 2>/dev/null)
+FROM_ENVIRONMENT := $(foreach name,$(ENV_FILE_NAMES),$(if $(filter environment,$(origin $(name))),$(name)))
+$(foreach name,$(FROM_ENVIRONMENT),$(eval SAVED_$(name) := $$(value $(name))))
 -include .env
-export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' .env 2>/dev/null)
+$(foreach name,$(FROM_ENVIRONMENT),$(eval $(name) := $$(SAVED_$(name))))
+export $(ENV_FILE_NAMES)
 # Rasa's SQL tracker store (endpoints.yml); the adapter's /forget and retention purge clear it too.
 ifeq ($(strip $(TRACKER_STORE_URL)),)
 export TRACKER_STORE_URL := sqlite:///$(CURDIR)/var/trackers.db
@@ -140,3 +146,7 @@ purge: ready ## Delete now what is past its retention time (the adapter also doe
 
 clean: ## Remove trained models, results and build output (keeps the environments)
 	rm -rf models results build .rasa
+
+# For tests (tests/test_makefile.py): the value a variable has in make's recipes, e.g. `make print-DATABASE_URL`.
+print-%:
+	@printf '%s\n' "$$$*"

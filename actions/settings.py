@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -13,6 +14,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 ROOT = Path(__file__).resolve().parent.parent
+ENV_FILE = ROOT / ".env"
+ENV_LINE = re.compile(r"([A-Z_][A-Z0-9_]*)\s*=(.*)")
 DEFAULT_DATABASE_PATH = ROOT / "var" / "signpost.db"
 DEFAULT_GEO_TABLES = ROOT / "build" / "geo" / "places.json"
 # Field metadata for settings' repr: a SECRET is never shown, a URL is shown without its password.
@@ -71,6 +74,25 @@ def sqlalchemy_url(env: Mapping[str, str], name: str, default: str) -> str:
     return url
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """Return the NAME=value lines of an .env file as make reads them (`$$` is `$`); none if it is absent."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return {}
+    found = {}
+    for line in lines:
+        match = ENV_LINE.fullmatch(line.strip())
+        if match:
+            found[match.group(1)] = match.group(2).strip().replace("$$", "$")
+    return found
+
+
+def environment(env: Mapping[str, str] | None = None, env_file: Path | None = None) -> dict[str, str]:
+    """Return what settings are read from: the environment wins over .env, which wins over defaults."""
+    return {**read_env_file(env_file or ENV_FILE), **(os.environ if env is None else env)}
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Return settings from an environment mapping, or raise SettingsError saying what is wrong."""
     url = sqlalchemy_url(env, "DATABASE_URL", f"sqlite:///{DEFAULT_DATABASE_PATH}")
@@ -79,5 +101,5 @@ def load_settings(env: Mapping[str, str]) -> Settings:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Return the process's settings, read from the environment once."""
-    return load_settings(os.environ)
+    """Return the process's settings, read from the environment (and .env beneath it) once."""
+    return load_settings(environment())

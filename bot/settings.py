@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from actions.settings import ROOT, SECRET, URL, redacted_repr, sqlalchemy_url
+from actions.settings import ROOT, SECRET, URL, environment, redacted_repr, sqlalchemy_url
 from actions.settings import SettingsError as DatabaseSettingsError
 from actions.settings import load_settings as load_database_settings
 from bot.crypto import check_key
@@ -195,5 +194,5 @@ def load_settings(env: Mapping[str, str]) -> Settings:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Return the process's settings, read from the environment once."""
-    return load_settings(os.environ)
+    """Return the process's settings, read from the environment (and .env beneath it) once."""
+    return load_settings(environment())
