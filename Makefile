@@ -47,6 +47,9 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 # Rasa sends usage reports unless told not to; conversations about abuse stay on our machines.
 export RASA_TELEMETRY_ENABLED := false
 export PYTHONDONTWRITEBYTECODE := 1
+# rasa-sdk listens on SANIC_HOST, every interface unless told: the action server stays on this machine.
+export SANIC_HOST ?= 127.0.0.1
+ACTIONS_PORT := 5055
 
 .PHONY: help setup ready purge train validate lint audit eval bench test run run-rasa run-actions run-bot clean
 
@@ -135,8 +138,8 @@ run-rasa: ready $(MODEL) ## The Rasa server on 127.0.0.1:5005, in the foreground
 	$(RASA) run --model $(MODEL) --interface 127.0.0.1 --port 5005 \
 	  --endpoints endpoints.yml --credentials credentials.yml
 
-run-actions: ready ## The action server on port 5055, in the foreground
-	$(PY) -m rasa_sdk --actions actions --port 5055
+run-actions: ready ## The action server on 127.0.0.1:5055, in the foreground
+	$(PY) -m rasa_sdk --actions actions --port $(ACTIONS_PORT)
 
 run-bot: ready ## The bot in the foreground (terminal chat without TELEGRAM_BOT_TOKEN)
 	$(PY) -m bot
