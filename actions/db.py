@@ -6,6 +6,11 @@ take the session and never commit or close it.
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -17,6 +22,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from actions.settings import ROOT
+
+logger = logging.getLogger(__name__)
+
+# PostgreSQL advisory lock key (any 64-bit number of our own): the bytes of "SIGNPOST".
+MIGRATION_LOCK_KEY = int.from_bytes(b"SIGNPOST", "big")
 
 
 @lru_cache(maxsize=8)
@@ -55,9 +65,45 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str) -> None:
-    """Bring the database schema up to the newest migration."""
+@contextmanager
+def migration_lock(url: str) -> Iterator[None]:
+    """Hold this database's migration lock, so that processes starting at once migrate and seed in turn.
+
+    PostgreSQL: a session advisory lock, on a connection of its own. SQLite: an flock on a file beside the
+    database (`<file>.lock`). Either is released if the process dies.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        with engine_for(url).connect() as connection:
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        return
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        yield  # an in-memory database belongs to one process
+        return
+    path = Path(parsed.database + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
+
+
+def run_migrations(url: str) -> None:
+    """Bring the database schema up to the newest migration; the caller holds `migration_lock`."""
     command.upgrade(alembic_config(url), "head")
+
+
+def upgrade(url: str) -> None:
+    """Bring the database schema up to the newest migration, one process at a time."""
+    with migration_lock(url):
+        run_migrations(url)
 
 
 def analyze(url: str) -> None:

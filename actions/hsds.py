@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from actions.db import analyze, sessionmaker_for, upgrade
+from actions.db import analyze, migration_lock, run_migrations, sessionmaker_for, upgrade
 from actions.models import (
     NEED_VOCABULARY,
     NEEDS,
@@ -603,11 +603,12 @@ def import_path(url: str, path: Path) -> ImportReport:
 
 def ensure_ready(url: str) -> bool:
     """Migrate the database and, if the directory is empty, load the seed services; True if seeded."""
-    upgrade(url)
-    with sessionmaker_for(url).begin() as session:
-        if session.scalar(select(func.count()).select_from(Service)):
-            return False
-    report = import_file(url, SEED_FILE)
+    with migration_lock(url):  # processes started together take turns: one migrates and seeds
+        run_migrations(url)
+        with sessionmaker_for(url).begin() as session:
+            if session.scalar(select(func.count()).select_from(Service)):
+                return False
+        report = import_file(url, SEED_FILE)
     logger.info("Directory was empty: loaded %d services from %s", report.services, SEED_FILE)
     return True
 

@@ -15,6 +15,8 @@ def main() -> int:
     # Request URLs carry the bot token and are logged by httpx at INFO.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per job run otherwise
+    # Alembic logs its plugins on import and each migration at INFO: noise in the terminal chat.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = get_settings()
     except SettingsError as exc:
