@@ -33,6 +33,9 @@ class HandoverCase(Base):
             sqlite_where=text("state != 'closed'"),
             postgresql_where=text("state != 'closed'"),
         ),
+        # A case number is never handed out twice, even after /forget deleted the newest case (SQLite
+        # reuses the largest rowid without AUTOINCREMENT; PostgreSQL's sequence never does; 0005).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 
 from actions.db import engine_for
 from actions.models import Base
@@ -34,15 +35,40 @@ def run_migrations_online() -> None:
     """Apply migrations over a connection (SQLite through batch mode, so ALTERs work there too)."""
     engine = engine_for(database_url())
     with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-            compare_type=True,
-            include_name=include_name,
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            without_foreign_keys(connection)
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                render_as_batch=sqlite,
+                compare_type=True,
+                include_name=include_name,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if sqlite:
+                with_foreign_keys(connection)
+
+
+def without_foreign_keys(connection: Connection) -> None:
+    """Stop SQLite enforcing foreign keys while batch mode copies a table: dropping the old copy would
+    otherwise cascade to every row that refers to it (SQLite's advice for rebuilding a table)."""
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # outside a transaction, or SQLite ignores it
+    connection.commit()
+
+
+def with_foreign_keys(connection: Connection) -> None:
+    """Check that the migrated rows still refer to rows that exist, then enforce foreign keys again."""
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    connection.exec_driver_sql("PRAGMA foreign_keys=ON")  # the connection goes back to the pool
+    connection.commit()
+    if broken:
+        raise RuntimeError(
+            f"after migrating, {len(broken)} row(s) refer to rows that do not exist: {broken[:5]}"
         )
-        with context.begin_transaction():
-            context.run_migrations()
 
 
 if context.is_offline_mode():
