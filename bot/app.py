@@ -11,7 +11,6 @@ from urllib.parse import urlparse
 import httpx
 from telegram import Update
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     ApplicationHandlerStop,
@@ -30,6 +29,7 @@ from bot.handlers import RELAY, moderator, relay_of, user
 from bot.handlers.errors import on_error
 from bot.outbox import TelegramOutbox
 from bot.rasa_client import RasaClient
+from bot.ratelimit import ChatRateLimiter
 from bot.relay import Relay, utcnow
 from bot.settings import Settings
 
@@ -39,7 +39,7 @@ CHECK_WAITING_SECONDS = 30
 RETRY_PENDING_SECONDS = 2
 FLUSH_CARDS_SECONDS = 2  # cards owed to the moderators' group go out as soon as its limit allows
 PURGE_SECONDS = 3600
-RATE_LIMIT_RETRIES = 5
+RATE_LIMIT_RETRIES = 5  # a private chat's 429 is waited out this often (a group's is never waited out)
 CONCURRENT_UPDATES = 256
 
 
@@ -149,7 +149,8 @@ def build_application(
         .post_shutdown(_post_shutdown)
     )
     if settings.telegram_rate_limit:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))  # type: ignore[arg-type]
+        # Per chat: a 429 in the moderators' group (or any chat) holds that chat only (bot/ratelimit.py).
+        builder = builder.rate_limiter(ChatRateLimiter(max_retries=RATE_LIMIT_RETRIES))  # type: ignore[arg-type]
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
     application = builder.build()

@@ -173,6 +173,11 @@ class CardBoard:
             self.owe_card(case.number, case.priority.rank)
         return len(missing)
 
+    def card_waiting(self, number: int) -> bool:
+        """Return whether a case's card is still to be written (owed, or on its way now)."""
+        key = ("case", number)
+        return key in self._owed or self._writing == key
+
     def owed(self) -> int:
         """Return how many writes are still owed (the one being written counts)."""
         return len(self._owed) + (self._writing is not None)

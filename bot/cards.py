@@ -104,6 +104,22 @@ def case_card(case: CaseView, lines: Sequence[tuple[str, str]], now: dt.datetime
     return Say("\n".join([*head, *body]), buttons)
 
 
+def urgent_alert(case: CaseView, now: dt.datetime) -> Say:
+    """Return the private alert each moderator gets about an urgent case whose card the group can't take
+    yet (Telegram's limit): no one's words, only how to take it."""
+    return Say(
+        "\n".join(
+            [
+                f"URGENT case #{case.number} ({reason_label(case.reason)}) is waiting since "
+                f"{_clock(case.opened_at)} ({waited(case.opened_at, now)}).",
+                "The moderators' group is at Telegram's limit, so its card is late. "
+                f"Take it here: /claim {case.number}",
+            ]
+        ),
+        (("Claim", case_button("claim", case.number)),),
+    )
+
+
 def superseded_card(case: CaseView) -> Say:
     """Return what an old card says once a newer card for the same case was posted."""
     where = "waiting for a moderator" if case.state is CaseState.QUEUED else case.state.value

@@ -1,10 +1,11 @@
 """The relay's messages through Telegram: long texts split, buttons as inline keyboards, errors retried.
 
 Telegram's flood limits (Bot FAQ: about one message a second in a chat, 20 a minute in a group, 30 a
-second overall) are kept three ways. python-telegram-bot's `AIORateLimiter` (set up in `app.py` when
-TELEGRAM_RATE_LIMIT is on) holds the overall rate and retries a 429 after its `retry_after`. It does not
-pace single private chats, so while it is on this module does (`ChatPacer`): into each private chat one
-message at a time, in order, a short burst and then one a second. That keeps a moderator's chat, which
+second overall) are kept three ways. Our `ChatRateLimiter` (bot/ratelimit.py, set up in `app.py` when
+TELEGRAM_RATE_LIMIT is on) holds the overall rate and, for the chat a 429 came from only, waits out its
+`retry_after` (a private chat) or refuses at once (a group). It does not pace single private chats,
+so while it is on this module does (`ChatPacer`): into each private chat one message at a time, in
+order, a short burst and then one a second. That keeps a moderator's chat, which
 many conversations feed at once, from meeting 429s, and when Telegram answers 429 all the same, the
 message it made wait is not overtaken by the next one. The moderators' group is paced by the card
 board (`bot/board.py`), so a 429 there is not waited out here: it goes back to the board, which keeps
@@ -121,8 +122,7 @@ class ChatPacer:
 
         Such a message was held back by Telegram (a 429, waited out by the rate limiter): Telegram's
         count for the chat is lower than ours, for instance after answers the handlers sent themselves.
-        Sending the next one at once would meet another 429, and every 429 halts all of the bot's
-        requests while it is waited out.
+        Sending the next one at once would meet another 429, and hold the chat up again.
         """
         sent = self._sent.pop(chat_id, None)
         now = self.clock()
@@ -163,6 +163,8 @@ class TelegramOutbox:
         # Pacing goes with python-telegram-bot's rate limiter: both on unless TELEGRAM_RATE_LIMIT=off.
         paced = isinstance(bot, ExtBot) and bot.rate_limiter is not None
         self.pacer = pacer if pacer is not None else (ChatPacer() if paced else None)
+        # The rate limiter waits out a private chat's 429s itself; one it gives up on is not retried here.
+        self.limited = paced
 
     async def send(self, chat_id: int, message: Say) -> list[int]:
         """Send a message (in parts if long; buttons on the last); return the parts' ids."""
@@ -229,6 +231,7 @@ class TelegramOutbox:
         """Run a Bot API call, retrying time-outs, network errors and 429s with backoff.
 
         A 429 from a group is raised at once: the card board keeps what it was writing and tries later.
+        With the rate limiter on, a 429 reaching here was waited out already as often as it allows.
         """
         delay = self.first_delay
         for attempt in range(1, ATTEMPTS + 1):
@@ -241,7 +244,7 @@ class TelegramOutbox:
                     raise UnreachableError(type(exc).__name__) from exc
                 raise
             except RetryAfter as exc:
-                if is_group(chat_id):
+                if is_group(chat_id) or self.limited:
                     raise
                 wait = min(_seconds(exc.retry_after), MAX_RETRY_AFTER_SECONDS)
                 logger.warning("Telegram asked us to wait %.0f s (attempt %d)", wait, attempt)

@@ -61,6 +61,7 @@ RETRY_FIRST_SECONDS = 5.0
 RETRY_MAX_SECONDS = 60.0
 MAX_HELD_PER_PERSON = 200
 TELL_BLOCKED_EVERY_SECONDS = 3600.0
+ALERT_WAIT_SECONDS = 2.0  # how long a handover waits for moderators' private alerts before carrying on
 # Commands a person may type that mean something to Rasa.
 COMMANDS = {"/start": "/greet", "/help": "/ask_helplines"}
 # The payload of utter_assistant_unavailable's button: with Rasa down, the relay opens the case itself.
@@ -228,6 +229,8 @@ class Relay:
         self._pending: dict[str, _Pending] = {}
         self._unsaved: dict[str, _Unsaved] = {}
         self._held: dict[str, deque[Callable[[], Awaitable[None]]]] = {}
+        # Media sent past a person's flood bucket: (chat, message ids), deleted in one call per release.
+        self._doomed: dict[str, tuple[int, list[int]]] = {}
         # Per person, how often they have left (quick exit, forget me); work from before is dropped.
         self._generations: OrderedDict[str, int] = OrderedDict()
         self._asking: dict[str, asyncio.Future[list[BotMessage]]] = {}
@@ -235,6 +238,7 @@ class Relay:
         self._told_blocked: dict[str, float] = {}
         # Moderators whose private chat refused a message: the cases they hold go back to the queue.
         self._unreachable: set[int] = set()
+        self._alerts: set[asyncio.Task[None]] = set()  # urgent alerts on their way to moderators
         # Every write into the moderators' group goes through the board: paced, coalesced, never lost.
         self.board = CardBoard(
             outbox, settings.moderator_chat_id, sessions, self.cipher, clock, settings.telegram_rate_limit
@@ -322,8 +326,19 @@ class Relay:
             await self._converse(person, data)
 
     async def user_media(self, person: Person, kind: str, message_id: int, caption: str | None) -> None:
-        """A person sent media: delete it unopened, explain why, tell a moderator only that it happened."""
-        deleted = await self.outbox.delete(person.chat_id, message_id)  # at once, flooding or not
+        """A person sent media: delete it unopened, explain why, tell a moderator only that it happened.
+
+        Media counts against the person's flood bucket like any message. Within it, the media is deleted
+        at once; past it, with the rest of their flood in one call at the next release (a few seconds),
+        so a flood of stickers costs Telegram one call, not one each.
+        """
+        verdict = self._admit(person.ref)
+        if verdict is Verdict.HOLD:
+            doomed = self._doomed.setdefault(person.ref, (person.chat_id, []))
+            doomed[1].append(message_id)
+            deleted = True
+        else:
+            deleted = await self.outbox.delete(person.chat_id, message_id)
         logger.info("deleted=%s media of kind %s from a person", deleted, kind)
         if not await self._arrived(person, None if deleted else message_id):
             return
@@ -334,7 +349,7 @@ class Relay:
             if caption:
                 await self._user_text(person, clean_text(caption))
 
-        await self._guarded(person, explain)
+        await self._guarded(person, explain, verdict)
 
     async def user_personal(self, person: Person, kind: str, message_id: int) -> None:
         """A person shared a location or contact: remove it from the chat and say so."""
@@ -413,14 +428,20 @@ class Relay:
         logger.info("a message from a blocked person was not passed on")
         return False
 
-    async def _guarded(self, person: Person, work: Callable[[], Awaitable[None]]) -> None:
+    def _admit(self, ref: str) -> Verdict:
+        """Count a message against the person's flood bucket (held behind any message already held)."""
+        return Verdict.HOLD if self._held.get(ref) else self.flood.admit(ref, self._seconds())
+
+    async def _guarded(
+        self, person: Person, work: Callable[[], Awaitable[None]], verdict: Verdict | None = None
+    ) -> None:
         """Do the work now, or hold it (in order) while the person is writing faster than the limit.
 
         The work belongs to the person's generation now: if they leave before it is done, it stops.
+        `verdict` is the flood guard's, if the message was counted already.
         """
         work = self._in_turn(person.ref, work)
-        held = self._held.get(person.ref)
-        verdict = Verdict.HOLD if held else self.flood.admit(person.ref, self._seconds())
+        verdict = verdict or self._admit(person.ref)
         if verdict is Verdict.GO:
             await work()
             return
@@ -439,7 +460,11 @@ class Relay:
             await self.request_handover(person, Priority.NORMAL, "flooding")
 
     async def release_held(self) -> None:
-        """Work through held messages at the steady rate (a job, every few seconds)."""
+        """Delete media sent in a flood, then work through held messages at the steady rate (a job, every
+        few seconds)."""
+        for ref in list(self._doomed):
+            chat_id, ids = self._doomed.pop(ref)
+            await self.outbox.delete_many(chat_id, ids)
         for ref, held in list(self._held.items()):
             # Leaving drops the person's held messages, also while this loop is working through them.
             while held and self._held.get(ref) is held and self.flood.take(ref, self._seconds()):
@@ -500,9 +525,11 @@ class Relay:
             logger.info("quick exit: Rasa not told (unavailable); the chat was still cleared")
 
     async def _delete_trail(self, person: Person, also: list[int]) -> int:
-        """Delete the person's recorded messages (and any others given) from their chat; return how many."""
+        """Delete the person's recorded messages, media still to delete and any others given from their
+        chat; return how many."""
         now = self.clock()
-        ids = sorted({*(self._db(lambda s: privacy.trail(s, person.ref, now)) or []), *also})
+        doomed = self._doomed.pop(person.ref, (person.chat_id, []))[1]
+        ids = sorted({*(self._db(lambda s: privacy.trail(s, person.ref, now)) or []), *doomed, *also})
         await self.outbox.delete_many(person.chat_id, ids)
         return len(ids)
 
@@ -707,9 +734,41 @@ class Relay:
         # A raised case gets a new card (the old one says so), so the group sees it come up again.
         self.board.owe_card(case.number, case.priority.rank, new_card=opened.raised)
         await self.board.flush()
+        if case.priority is Priority.URGENT and self.board.card_waiting(case.number):
+            await self._alert_privately(case, now)
         off_duty = opened.created and not self.settings.moderator_hours.on_duty(now)
         if off_duty and self._db(lambda s: cases.mark_told_wait(s, case.number, now)):
             await self._tell(person, _say("utter_handover_out_of_hours"))
+
+    async def _alert_privately(self, case: cases.CaseView, now: dt.datetime) -> None:
+        """The group can't take an urgent card yet: each moderator on duty gets a private alert instead.
+
+        Only moderators with a private chat with the bot receive it (one who has none, or blocked the
+        bot, is noted as unreachable). Each chat is written to on its own, and the caller waits a moment
+        at most: a moderator's chat at Telegram's limit holds up neither the others nor the person.
+        """
+        if not self.settings.moderator_hours.on_duty(now):
+            return
+        alert = cards.urgent_alert(case, now)
+
+        async def alert_one(moderator: int) -> None:
+            try:
+                await self.outbox.send(moderator, alert)
+            except UnreachableError:
+                self._unreachable.add(moderator)
+            except Exception as exc:  # one moderator's chat failing must not stop the others
+                logger.warning("urgent alert to a moderator failed: %s", type(exc).__name__)
+
+        reachable = sorted(self.settings.moderator_user_ids - self._unreachable)
+        logger.warning(
+            "case #%d is urgent and its card is late: alerting %d moderators", case.number, len(reachable)
+        )
+        sending = {asyncio.create_task(alert_one(m)) for m in reachable}
+        self._alerts |= sending
+        for task in sending:
+            task.add_done_callback(self._alerts.discard)
+        if sending:
+            await asyncio.wait(sending, timeout=ALERT_WAIT_SECONDS)
 
     async def _update_card(self, case: cases.CaseView) -> None:
         """Bring the case's card up to date (claimed, closed): one owed write, however often it changes."""
@@ -974,6 +1033,15 @@ class Relay:
             return cards.DATABASE_DOWN
         self._audit(Moderator(user_id, ""), "queue", detail=f"{len(open_cases)} open")
         return cards.queue_text(open_cases, self.clock())
+
+    async def queue_in_group(self, user_id: int) -> None:
+        """`/queue` in the moderators' group: the answer is posted in turn with the cards; a refusal goes
+        to the asker's private chat (if they have one), never into the group."""
+        if not is_moderator(user_id, self.settings.moderator_user_ids):
+            logger.warning("refused queue in the group: not on MODERATOR_USER_IDS; answered privately")
+            await self._send(user_id, Say(cards.NOT_A_MODERATOR))
+            return
+        await self._post_group(Say(self.queue(user_id)), Priority.NORMAL.rank)
 
     async def block(self, moderator: Moderator, number: int | None, replied_to: Quoted | None) -> str:
         """`/block [number]`: the case's person can't reach the bot or moderators for a while; it closes.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from telegram import Update
+from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot import cards
@@ -138,10 +139,19 @@ async def on_takeover(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 
 async def on_queue(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """`/queue`: open cases, most urgent then longest waiting first."""
-    user = update.effective_user
-    if user is not None:
-        await _answer(update, relay_of(context).queue(user.id))
+    """`/queue`: open cases, most urgent then longest waiting first.
+
+    Asked in the moderators' group, the answer goes through the card board (within the group's limit),
+    and a refusal goes to the asker's private chat: nobody's /queue can use up the group's budget.
+    """
+    user, chat = update.effective_user, update.effective_chat
+    if user is None:
+        return
+    relay = relay_of(context)
+    if chat is not None and chat.type != ChatType.PRIVATE:
+        await relay.queue_in_group(user.id)
+        return
+    await _answer(update, relay.queue(user.id))
 
 
 async def on_block(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -393,8 +393,13 @@ async def harness(cases_url: str, trackers_url: str) -> AsyncIterator[Callable[.
     """Build and start an application (settings can be changed per test); all are shut down after."""
     started: list[Application] = []  # type: ignore[type-arg]
 
-    async def build(rasa: FakeRasa | None = None, clock: Clock | None = None, **changes: Any) -> Harness:
-        request, rasa, clock = RecordingRequest(), rasa or FakeRasa(), clock or Clock()
+    async def build(
+        rasa: FakeRasa | None = None,
+        clock: Clock | None = None,
+        request: RecordingRequest | None = None,
+        **changes: Any,
+    ) -> Harness:
+        request, rasa, clock = request or RecordingRequest(), rasa or FakeRasa(), clock or Clock()
         app = build_application(
             settings_for(changes.pop("database_url", cases_url), trackers_url, **changes),
             request=request,
