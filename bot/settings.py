@@ -7,12 +7,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
-from actions.settings import ROOT, SECRET, URL, environment, redacted_repr, sqlalchemy_url
+from actions.settings import ROOT, SECRET, URL, environment, redacted_repr, sqlalchemy_url, url_for_display
 from actions.settings import SettingsError as DatabaseSettingsError
 from actions.settings import load_settings as load_database_settings
 from bot.crypto import check_key
 from bot.escalation import Hours
+from bot.tracker_store import TrackerStoreError, check_same_store
 
 DEFAULT_RASA_URL = "http://localhost:5005"
 DEFAULT_TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
@@ -53,6 +55,8 @@ class Settings:
     transcript_keys: tuple[str, ...] = field(default=(), metadata=SECRET)
     # Rasa's SQL tracker store, which /forget and the retention purge clear (endpoints.yml uses the same).
     tracker_store_url: str = field(default="", metadata=URL)
+    # The endpoints file Rasa runs with: its tracker_store must be the store at tracker_store_url.
+    rasa_endpoints: Path = ROOT / "endpoints.yml"
     # Closed cases, their transcripts and inactive Rasa conversations are deleted after this long ...
     retention: dt.timedelta = dt.timedelta(days=30)
     # ... and the moderators' audit trail after this long.
@@ -141,6 +145,26 @@ def _webhook(env: Mapping[str, str]) -> dict[str, object]:
     }
 
 
+def _rasa_endpoints(env: Mapping[str, str], tracker_store_url: str) -> Path:
+    """Return Rasa's endpoints file, after checking its tracker store is the one /forget clears."""
+    path = ROOT / (env.get("RASA_ENDPOINTS", "").strip() or "endpoints.yml")
+    rasa_env = {**env, "TRACKER_STORE_URL": tracker_store_url}  # what make gives Rasa too
+    try:
+        check_same_store(tracker_store_url, path, rasa_env, Path.cwd())
+    except FileNotFoundError:
+        raise SettingsError(
+            f"RASA_ENDPOINTS: no such file {str(path)!r}. Name the endpoints file Rasa runs with "
+            "(endpoints.yml, or endpoints.prod.yml in production), so the adapter can check its tracker store"
+        ) from None
+    except TrackerStoreError as exc:
+        raise SettingsError(
+            f"TRACKER_STORE_URL is {url_for_display(tracker_store_url)}, but {exc}: /forget and the "
+            "retention purge would delete nothing Rasa keeps. Point both at the same database (README, "
+            '"Configuration"; RASA_ENDPOINTS names the file Rasa runs with)'
+        ) from None
+    return path
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Return settings from an environment mapping, or raise SettingsError saying what is wrong."""
     key = env.get("PSEUDONYM_KEY", "")
@@ -186,6 +210,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         telegram_rate_limit=env.get("TELEGRAM_RATE_LIMIT", "on").strip().lower() not in {"off", "0", "false"},
         transcript_keys=_transcript_keys(env),
         tracker_store_url=tracker_store_url,
+        rasa_endpoints=_rasa_endpoints(env, tracker_store_url),
         retention=_days(env, "RETENTION_DAYS", 30),
         audit_retention=_days(env, "AUDIT_RETENTION_DAYS", 365),
         **_webhook(env),  # type: ignore[arg-type]
