@@ -100,6 +100,7 @@ class _Owed:
     new_card: bool = False  # post a new card even if the case has one (its priority went up)
     message: tuple[int, int] | None = None  # (chat, message id) to edit to `text`
     text: Say | None = None  # a fixed text: for `message`, or a notice to post
+    note: Hashable | None = None  # a notice that may have to be retracted later (retract_notice)
     failures: int = 0
     not_before: float = 0.0
 
@@ -142,6 +143,8 @@ class CardBoard:
         self._notices = itertools.count()
         self._drain: asyncio.Task[None] | None = None
         self._posted: dict[int, int] = {}  # cards posted whose place the database couldn't record yet
+        self._notes: dict[Hashable, int] = {}  # retractable notices posted: where they are
+        self._retracted: dict[Hashable, tuple[Say, int]] = {}  # retracted while being posted
 
     # ---------------------------------------------------------------- what is owed
 
@@ -154,9 +157,25 @@ class CardBoard:
         key = ("message", chat_id, message_id)
         self._owe(_Owed(key, rank, next(self._order), message=(chat_id, message_id), text=text))
 
-    def owe_notice(self, text: Say, rank: int) -> None:
-        """A message for the moderators' group (a reminder, an unsaved request), posted once, in turn."""
-        self._owe(_Owed(("notice", next(self._notices)), rank, next(self._order), text=text))
+    def owe_notice(self, text: Say, rank: int, note: Hashable | None = None) -> None:
+        """A message for the moderators' group (a reminder, an unsaved request), posted once, in turn.
+
+        With `note`, the notice can be retracted later (`retract_notice`), posted or not.
+        """
+        key = ("notice", next(self._notices)) if note is None else ("note", note)
+        self._owe(_Owed(key, rank, next(self._order), text=text, note=note))
+
+    def retract_notice(self, note: Hashable, text: Say, rank: int) -> None:
+        """A notice is no longer true: never posted if it is still owed, else edited to read `text`."""
+        key = ("note", note)
+        if self._owed.pop(key, None) is not None:
+            return
+        if self._writing == key:  # on its way: edited as soon as it is known where it went
+            self._retracted[note] = (text, rank)
+            return
+        posted = self._notes.pop(note, None)
+        if posted is not None and self.group is not None:
+            self.owe_edit(self.group, posted, text, rank)
 
     def owe_missing(self, found: Iterable[cases.CaseView]) -> int:
         """Owe a card to every open case given that has none and none on its way; return how many."""
@@ -271,7 +290,17 @@ class CardBoard:
                 if not _message_gone(exc):
                     raise
         elif owed.text is not None:
-            await self._post(owed.text)
+            posted = await self._post(owed.text)
+            if owed.note is not None:
+                self._noted(owed.note, posted)
+
+    def _noted(self, note: Hashable, message_id: int) -> None:
+        """Remember where a retractable notice went (or edit it at once if it was retracted meanwhile)."""
+        retracted = self._retracted.pop(note, None)
+        if retracted is None:
+            self._notes[note] = message_id
+        elif self.group is not None:
+            self.owe_edit(self.group, message_id, *retracted)
 
     def _load(self, number: int) -> tuple[cases.CaseView, list[tuple[str, str]]] | None:
         """Read a case and its transcript (None if it no longer exists); a database error is raised."""

@@ -339,6 +339,27 @@ def unsaved_card(priority: str, reason: str, recent: Sequence[str], now: dt.date
     return Say("\n".join(lines))
 
 
+def abandoned(number: int, days: int) -> Say:
+    """Return what a case's card says once the case was closed and deleted, untouched for `days` days."""
+    return Say(
+        f"Case #{number} was closed and deleted: nobody wrote in it or moved it for {days} days "
+        "(the retention time), so its transcript is gone too."
+    )
+
+
+def unsaved_saved(number: int) -> Say:
+    """Return what a NOT SAVED card says once its case is saved (its words are on the case's card)."""
+    return Say(f"Handover request saved as case #{number}: see its card below.")
+
+
+def unsaved_forgotten() -> Say:
+    """Return what a NOT SAVED card says once its person asked Signpost to forget them."""
+    return Say(
+        "Handover request withdrawn: the young person asked Signpost to forget them, so it was never saved "
+        "and its messages were removed. Anything you must keep for safeguarding belongs in your own records."
+    )
+
+
 # Answers to moderators (callback alerts and private-chat replies).
 NOT_A_MODERATOR = "Only Signpost moderators can do this."
 EXPIRED = "This button has expired."

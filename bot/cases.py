@@ -9,7 +9,7 @@ the relay's `Cipher`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from sqlalchemy import ColumnElement, select, update
@@ -265,9 +265,10 @@ def set_card(session: Session, number: int, chat_id: int, message_id: int) -> bo
     return _update_if(session, number, card_chat_id=chat_id, card_message_id=message_id)
 
 
-def link_relay(session: Session, chat_id: int, message_id: int, number: int) -> None:
-    """Remember that a message in a moderator's chat belongs to a case."""
-    session.merge(RelayMessage(chat_id=chat_id, message_id=message_id, case_id=number))
+def link_relay(session: Session, chat_id: int, message_ids: Iterable[int], number: int) -> None:
+    """Remember that messages in a moderator's chat (every part of a split one) belong to a case."""
+    for message_id in message_ids:
+        session.merge(RelayMessage(chat_id=chat_id, message_id=message_id, case_id=number))
 
 
 def case_for_relay(session: Session, chat_id: int, message_id: int) -> int | None:

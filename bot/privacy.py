@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.crypto import Cipher, new_key
 from bot.escalation import UK_TIME
 from bot.models import (
+    CaseEvent,
     CaseMessage,
     ChatTrail,
     HandledUpdate,
@@ -216,10 +217,14 @@ class Purged:
     updates: int = 0
     conversations: int = 0
     tracker_events: int = 0
+    abandoned: int = 0  # open or claimed cases nobody touched for the retention time
+    # Where the abandoned cases' cards are: (case number, chat, message), to edit them.
+    cards: tuple[tuple[int, int, int], ...] = ()
 
     def __str__(self) -> str:
         return (
-            f"closed cases {self.cases}, quick-exit trail {self.trail}, ended blocks {self.blocks}, "
+            f"closed cases {self.cases}, untouched open cases {self.abandoned}, "
+            f"quick-exit trail {self.trail}, ended blocks {self.blocks}, "
             f"audit entries {self.audit}, update ids {self.updates}, Rasa conversations {self.conversations} "
             f"({self.tracker_events} events)"
         )
@@ -228,11 +233,20 @@ class Purged:
 def purge(
     session: Session, now: dt.datetime, retention: dt.timedelta, audit_retention: dt.timedelta
 ) -> Purged:
-    """Delete what our database keeps past its time: closed cases, trail ids, ended blocks, old audit
-    entries and update ids."""
+    """Delete what our database keeps past its time: closed cases, open and claimed ones nobody touched
+    for as long, trail ids, ended blocks, old audit entries and update ids."""
     old = (HandoverCase.state == "closed") & (HandoverCase.closed_at <= now - retention)
     ended = or_(UserBlock.lifted_at.is_not(None), UserBlock.until <= now)
+    abandoned = abandoned_cases(session, now - retention)
+    if abandoned:
+        session.execute(delete(HandoverCase).where(HandoverCase.id.in_([c.id for c in abandoned])))
     return Purged(
+        abandoned=len(abandoned),
+        cards=tuple(
+            (c.id, c.card_chat_id, c.card_message_id)
+            for c in abandoned
+            if c.card_chat_id is not None and c.card_message_id is not None
+        ),
         # The foreign keys cascade: each case's events, transcript and relay links go with it.
         cases=_deleted(session.execute(delete(HandoverCase).where(old))),
         trail=_deleted(session.execute(delete(ChatTrail).where(ChatTrail.at <= now - TRAIL_KEEP))),
@@ -241,6 +255,22 @@ def purge(
             session.execute(delete(ModeratorAction).where(ModeratorAction.at <= now - audit_retention))
         ),
         updates=_deleted(session.execute(delete(HandledUpdate).where(HandledUpdate.at <= now - UPDATE_KEEP))),
+    )
+
+
+def abandoned_cases(session: Session, cutoff: dt.datetime) -> list[HandoverCase]:
+    """Return the open and claimed cases with no move and no line since `cutoff` (and opened before)."""
+    moved = select(CaseEvent.case_id).where(CaseEvent.at > cutoff)
+    written = select(CaseMessage.case_id).where(CaseMessage.at > cutoff)
+    return list(
+        session.scalars(
+            select(HandoverCase).where(
+                HandoverCase.state != "closed",
+                HandoverCase.opened_at <= cutoff,
+                HandoverCase.id.not_in(moved),
+                HandoverCase.id.not_in(written),
+            )
+        )
     )
 
 

@@ -175,6 +175,11 @@ def _next_generation() -> int:
     return next(_generations)
 
 
+def _unsaved_note(ref: str) -> tuple[str, str]:
+    """Return the board's key for a person's NOT SAVED card."""
+    return ("unsaved", ref)
+
+
 def utcnow() -> dt.datetime:
     """Return the time now, in UTC."""
     return dt.datetime.now(dt.timezone.utc)
@@ -231,6 +236,8 @@ class Relay:
         self._held: dict[str, deque[Callable[[], Awaitable[None]]]] = {}
         # Media sent past a person's flood bucket: (chat, message ids), deleted in one call per release.
         self._doomed: dict[str, tuple[int, list[int]]] = {}
+        # The "you are forgotten" answer per person: (when, message ids), in memory only.
+        self._forget_answers: OrderedDict[str, tuple[float, list[int]]] = OrderedDict()
         # Per person, how often they have left (quick exit, forget me); work from before is dropped.
         self._generations: OrderedDict[str, int] = OrderedDict()
         self._asking: dict[str, asyncio.Future[list[BotMessage]]] = {}
@@ -297,7 +304,7 @@ class Relay:
             await self.quick_exit(person, message_id)
             return
         if data == FORGET_YES:
-            await self.forget(person)
+            await self.forget(person, message_id)
             return
         if data == FORGET_NO:
             await self._tell(person, _say("utter_forget_cancelled"))
@@ -529,7 +536,11 @@ class Relay:
         chat; return how many."""
         now = self.clock()
         doomed = self._doomed.pop(person.ref, (person.chat_id, []))[1]
-        ids = sorted({*(self._db(lambda s: privacy.trail(s, person.ref, now)) or []), *doomed, *also})
+        answered, forget_answer = self._forget_answers.pop(person.ref, (0.0, []))
+        if answered < self._seconds() - privacy.TRAIL_KEEP.total_seconds():
+            forget_answer = []  # too old for Telegram to delete
+        trail = self._db(lambda s: privacy.trail(s, person.ref, now)) or []
+        ids = sorted({*trail, *doomed, *forget_answer, *also})
         await self.outbox.delete_many(person.chat_id, ids)
         return len(ids)
 
@@ -541,16 +552,18 @@ class Relay:
         await self._tell(person, _say("utter_quick_exit"))
         await self._to_case(person, cards.QUICK_EXIT_NOTICE, sender="system")
 
-    async def forget(self, person: Person) -> None:
-        """Forget me (confirmed): clear the chat, delete their cases and Rasa conversation, say what went.
+    async def forget(self, person: Person, pressed: int | None = None) -> None:
+        """Forget me (confirmed under message `pressed`): clear the chat, delete their cases and Rasa
+        conversation, say what went.
 
         What was with Rasa, pending or held is dropped first; the lock is then free at once (never
         waiting for Rasa), and taken so that no earlier message of theirs writes to the database meanwhile.
+        Its answer's id is kept in memory only, so that a later quick exit deletes it too.
         """
         self._leave(person.ref)
         async with self._lock(person.ref):
             case = self._open_case(person)
-            await self._delete_trail(person, [])
+            await self._delete_trail(person, [pressed] if pressed is not None else [])
             try:
                 with self.sessions.begin() as session:
                     relayed = privacy.relayed_messages(session, person.ref)
@@ -559,12 +572,14 @@ class Relay:
                     theirs = privacy.forget_conversation(tracker, person.ref)
             except SQLAlchemyError as exc:
                 logger.error("forget me failed: %s", type(exc).__name__)
-                await self._send(person.chat_id, _say("utter_forget_failed"))
+                await self._tell(person, _say("utter_forget_failed"))
                 return
             self._recent.pop(person.ref, None)
             self._pending.pop(person.ref, None)
             self._held.pop(person.ref, None)
-            self._unsaved.pop(person.ref, None)
+            if self._unsaved.pop(person.ref, None) is not None:
+                self.board.retract_notice(_unsaved_note(person.ref), cards.unsaved_forgotten(), FIRST)
+                await self.board.flush()
             self._told_blocked.pop(person.ref, None)
             self.flood.forget(person.ref)
             logger.info("forget me: deleted %d cases and a Rasa conversation", ours.cases)
@@ -572,8 +587,18 @@ class Relay:
                 await self.outbox.delete_many(chat_id, [m for chat, m in relayed if chat == chat_id])
             if case is not None:
                 await self._case_forgotten(case)
-            # Not recorded in the trail: after this, nothing we keep refers to the person.
-            await self._send(person.chat_id, _say("utter_forget_done", said=theirs.said, cases=ours.cases))
+            done = await self._send(
+                person.chat_id, _say("utter_forget_done", said=theirs.said, cases=ours.cases)
+            )
+            self._remember_forget_answer(person.ref, done)
+
+    def _remember_forget_answer(self, ref: str, message_ids: list[int]) -> None:
+        """Keep the ids of the "forgotten" answer in memory only (no row refers to the person after
+        /forget), so that a later quick exit deletes it too: it says they asked to be forgotten."""
+        self._forget_answers.pop(ref, None)
+        self._forget_answers[ref] = (self._seconds(), message_ids)
+        while len(self._forget_answers) > REMEMBERED_PEOPLE:
+            self._forget_answers.popitem(last=False)
 
     async def _case_forgotten(self, case: cases.CaseView) -> None:
         """Tell moderators a case is gone because the person asked to be forgotten."""
@@ -714,18 +739,20 @@ class Relay:
         now = self.clock()
         recent = list(self._recent.get(person.ref, ()))
         try:
-            with self.sessions.begin() as session:
-                opened = cases.open_or_raise(
-                    session, self.cipher, person.ref, person.chat_id, priority, reason, recent, now
-                )
+            opened = self._open_or_raise(person, priority, reason, recent, now)
         except SQLAlchemyError as exc:
             logger.error("could not save a %s handover: %s", priority.value, type(exc).__name__)
             if person.ref not in self._unsaved:
-                await self._post_group(cards.unsaved_card(priority.value, reason, recent, now), priority.rank)
+                card = cards.unsaved_card(priority.value, reason, recent, now)
+                self.board.owe_notice(card, priority.rank, note=_unsaved_note(person.ref))
+                await self.board.flush()
             self._unsaved[person.ref] = _Unsaved(person, priority, reason)
             return
-        self._unsaved.pop(person.ref, None)
         case = opened.case
+        if self._unsaved.pop(person.ref, None) is not None:  # its NOT SAVED card says where it went now
+            self.board.retract_notice(
+                _unsaved_note(person.ref), cards.unsaved_saved(case.number), case.priority.rank
+            )
         if not (opened.created or opened.raised):
             return
         logger.info(
@@ -739,6 +766,23 @@ class Relay:
         off_duty = opened.created and not self.settings.moderator_hours.on_duty(now)
         if off_duty and self._db(lambda s: cases.mark_told_wait(s, case.number, now)):
             await self._tell(person, _say("utter_handover_out_of_hours"))
+
+    def _open_or_raise(
+        self, person: Person, priority: Priority, reason: str, recent: list[str], now: dt.datetime
+    ) -> cases.Opened:
+        """Open or raise the person's case. Another instance opening it at the same moment (the unique
+        index on open cases answers IntegrityError) means it is open: it is raised instead."""
+        for attempt in (1, 2):
+            try:
+                with self.sessions.begin() as session:
+                    return cases.open_or_raise(
+                        session, self.cipher, person.ref, person.chat_id, priority, reason, recent, now
+                    )
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                logger.info("a case for the person was opened elsewhere at the same moment; raising it")
+        raise AssertionError("unreachable")
 
     async def _alert_privately(self, case: cases.CaseView, now: dt.datetime) -> None:
         """The group can't take an urgent card yet: each moderator on duty gets a private alert instead.
@@ -852,7 +896,7 @@ class Relay:
             return case
         lines = self._transcript(number)
         try:
-            intro = (await self.outbox.send(moderator.user_id, cards.claimed_intro(case, lines)))[-1]
+            intro = await self.outbox.send(moderator.user_id, cards.claimed_intro(case, lines))
         except UnreachableError:
             # Should giving it back fail too, the waiting check returns the case to the queue.
             self._unreachable.add(moderator.user_id)
@@ -951,7 +995,7 @@ class Relay:
             return cards.START_PRIVATE_CHAT
         self._unreachable.discard(moderator.user_id)
         logger.info("case #%d taken over", number)
-        self._db(lambda s: cases.link_relay(s, moderator.user_id, intro[-1], number))
+        self._db(lambda s: cases.link_relay(s, moderator.user_id, intro, number))
         if is_moderator(previous, self.settings.moderator_user_ids):
             await self._send(previous, cards.taken_from(number, moderator.name))
         await self._update_card(case)
@@ -1169,13 +1213,13 @@ class Relay:
             await self._requeue(case, HolderGone.NOT_A_MODERATOR)
             return False
         try:
-            message_id = (await self.outbox.send(holder, cards.relayed(case.number, sender, text)))[-1]
+            parts = await self.outbox.send(holder, cards.relayed(case.number, sender, text))
         except UnreachableError:
             logger.error("the moderator holding case #%d can't be reached", case.number)
             self._unreachable.add(holder)
             await self._requeue(case, HolderGone.UNREACHABLE)
             return False
-        self._db(lambda s: cases.link_relay(s, holder, message_id, case.number))
+        self._db(lambda s: cases.link_relay(s, holder, parts, case.number))
         return True
 
     async def _requeue(self, case: cases.CaseView, why: HolderGone) -> None:
@@ -1228,6 +1272,11 @@ class Relay:
             logger.error("retention purge failed (tried again next hour): %s", type(exc).__name__)
             return None
         logger.info("retention purge: %s", purged)
+        days = self.settings.retention.days
+        for number, chat_id, message_id in purged.cards:  # their cards keep no one's words either
+            self.board.owe_edit(chat_id, message_id, cards.abandoned(number, days), Priority.NORMAL.rank)
+        if purged.cards:
+            await self.board.flush()
         return purged
 
     async def check_waiting(self) -> None:
@@ -1334,6 +1383,10 @@ class Relay:
             await self.outbox.delete_many(person.chat_id, sent)
             return
         self._record_trail(person.ref, sent)
+
+    def note_sent(self, person: Person, message_ids: list[int]) -> None:
+        """Note messages sent to a person outside the relay (the error handler's answer) for quick exit."""
+        self._record_trail(person.ref, message_ids)
 
     def _record_trail(self, ref: str, message_ids: list[int]) -> None:
         if message_ids:

@@ -10,7 +10,7 @@ from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot.escalation import is_moderator
-from bot.handlers import relay_of
+from bot.handlers import person_of, relay_of
 from bot.responses import response_text
 
 logger = logging.getLogger(__name__)
@@ -32,14 +32,15 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     if chat.type != ChatType.PRIVATE:
         return
     relay = relay_of(context)
-    if user is not None and is_moderator(user.id, relay.settings.moderator_user_ids):
-        text = MODERATOR_ERROR
-    else:
-        text = response_text("utter_adapter_error")
+    moderator = user is not None and is_moderator(user.id, relay.settings.moderator_user_ids)
+    text = MODERATOR_ERROR if moderator else response_text("utter_adapter_error")
     try:
-        await context.bot.send_message(chat.id, text)
+        sent = await context.bot.send_message(chat.id, text)
     except Exception as exc:  # nothing more can be done; it is logged
         logger.error("could not send the error answer: %s", type(exc).__name__)
+    else:
+        if user is not None and not moderator:  # it shows they were here: quick exit takes it away
+            relay.note_sent(person_of(relay, chat.id, user.id), [sent.message_id])
     if update.callback_query is not None:
         try:
             await update.callback_query.answer()
