@@ -47,6 +47,15 @@ RASA_OWN = {
 }
 RASA_SDK_OWN = {"SANIC_HOST": "rasa_sdk/endpoint.py"}
 POSTGRES_IMAGE = {"POSTGRES_USER", "POSTGRES_DB", "POSTGRES_PASSWORD"}
+# Each process's database role's password (deploy/postgres/roles.sql reads them on the first start).
+ROLE_PASSWORDS = {"OWNER_DB_PASSWORD", "RASA_DB_PASSWORD", "ACTIONS_DB_PASSWORD", "ADAPTER_DB_PASSWORD"}
+# The role each process connects as (deploy/postgres/roles.sql).
+ROLE_OF = {
+    "migrate": "signpost_owner",
+    "rasa": "signpost_rasa",
+    "actions": "signpost_actions",
+    "adapter": "signpost_adapter",
+}
 # Not a setting of any program: systemd units give each process a home in its state directory.
 HOME = {"HOME"}
 
@@ -75,7 +84,7 @@ FAKE_TELEGRAM = {
     "MODERATOR_USER_IDS": "11111111",
     "WEBHOOK_URL": "https://bot.example.org/telegram",
 }
-FAKE_INTERPOLATION = {"POSTGRES_PASSWORD": "pw"}
+FAKE_INTERPOLATION = {name: f"pw-{name.lower()}" for name in {"POSTGRES_PASSWORD"} | ROLE_PASSWORDS}
 
 
 # ---------------------------------------------------------------- what the code reads
@@ -143,6 +152,7 @@ ALL_KNOWN = (
     | set(EXAMPLE)
     | endpoint_variables(ROOT / "endpoints.yml")
     | POSTGRES_IMAGE
+    | ROLE_PASSWORDS
     | TESTS_READ  # the deploy page says which tests need which services
 )
 
@@ -257,7 +267,8 @@ def environment(service: str) -> dict[str, str]:
 
 def process_of(service: str) -> str:
     """Return which of our processes a compose service runs."""
-    return {"train": "rasa", "lb": "nginx", "postgres": "postgres", "redis": "redis"}.get(service, service)
+    known = {"train": "rasa", "lb": "nginx", "postgres": "postgres", "redis": "redis", "grants": "psql"}
+    return known.get(service, service)
 
 
 def env_file_values() -> dict[str, str]:
@@ -265,8 +276,8 @@ def env_file_values() -> dict[str, str]:
     return {**EXAMPLE, **FAKE_SECRETS, **FAKE_TELEGRAM}
 
 
-def test_the_compose_file_interpolates_only_the_database_password() -> None:
-    assert set(re.findall(r"\$\{(\w+)", COMPOSE.read_text())) == {"POSTGRES_PASSWORD"}
+def test_the_compose_file_interpolates_only_the_database_passwords() -> None:
+    assert set(re.findall(r"\$\{(\w+)", COMPOSE.read_text())) == {"POSTGRES_PASSWORD"} | ROLE_PASSWORDS
 
 
 def test_every_setting_in_the_compose_file_is_one_its_process_reads() -> None:
@@ -274,7 +285,7 @@ def test_every_setting_in_the_compose_file_is_one_its_process_reads() -> None:
         given = set(service.get("environment") or {})
         process = process_of(name)
         if process == "postgres":
-            assert given <= POSTGRES_IMAGE
+            assert given <= POSTGRES_IMAGE | ROLE_PASSWORDS
         elif process in PROCESS_READS:
             assert given <= PROCESS_READS[process], f"{name}: {given - PROCESS_READS[process]}"
         else:
@@ -304,7 +315,8 @@ def test_the_adapter_in_compose_starts_in_webhook_mode_on_postgresql_behind_ngin
     assert settings.database_url.startswith("postgresql+psycopg://")
     assert settings.tracker_store_url.startswith("postgresql+psycopg://")
     rasa_url = environment("rasa")["TRACKER_STORE_URL"]
-    assert environment("adapter")["TRACKER_STORE_URL"] == rasa_url  # /forget deletes where Rasa writes
+    # /forget deletes where Rasa writes: the same database, as the adapter's own role
+    assert database_of(environment("adapter")["TRACKER_STORE_URL"]) == database_of(rasa_url)
     assert urlparse(settings.rasa_url).hostname == "lb"
 
 
@@ -312,7 +324,38 @@ def test_the_action_servers_and_migrations_use_postgresql() -> None:
     for name in ("actions", "migrate"):
         url = load_action_settings(environment(name)).database_url
         assert url.startswith("postgresql+psycopg://") and urlparse(url).hostname == "postgres", name
-    assert environment("actions")["DATABASE_URL"] == environment("adapter")["DATABASE_URL"]
+    urls = [environment(name)["DATABASE_URL"] for name in ("migrate", "actions", "adapter")]
+    urls.append(environment("rasa")["TRACKER_STORE_URL"])
+    assert len({database_of(url) for url in urls}) == 1  # one database, each process as its own role
+
+
+def database_of(url: str) -> tuple[str | None, int | None, str]:
+    """Return which database a URL names: host, port and name, whoever connects."""
+    parsed = urlparse(url)
+    return parsed.hostname, parsed.port, parsed.path
+
+
+def test_each_process_in_compose_connects_as_its_own_role_with_its_own_password() -> None:
+    urls = {name: environment(name)["DATABASE_URL"] for name in ("migrate", "actions", "adapter")}
+    urls["rasa"] = environment("rasa")["TRACKER_STORE_URL"]
+    urls["adapter tracker store"] = environment("adapter")["TRACKER_STORE_URL"]
+    for name, url in urls.items():
+        parsed, process = urlparse(url), name.split()[0]
+        assert parsed.username == ROLE_OF[process], name
+        password = FAKE_INTERPOLATION[f"{process.upper()}_DB_PASSWORD".replace("MIGRATE", "OWNER")]
+        assert parsed.password == password, name
+    postgres = services()["postgres"]
+    assert set(postgres["environment"]) >= ROLE_PASSWORDS  # roles.sql reads them on the first start
+    assert "./postgres/roles.sql:/docker-entrypoint-initdb.d/10-roles.sql:ro" in postgres["volumes"]
+    grants = services()["grants"]
+    assert grants["image"] == postgres["image"]
+    assert "./postgres/grants.sql:/grants.sql:ro" in grants["volumes"]
+    command = [interpolate(part) for part in grants["command"]]
+    assert command[:5] == ["psql", "-v", "ON_ERROR_STOP=1", "-f", "/grants.sql"]
+    assert urlparse(command[5]).username == ROLE_OF["migrate"]  # the owner of the tables grants
+    assert grants["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+    for name in ("actions", "adapter"):  # both start only with their rights in place
+        assert services()[name]["depends_on"]["grants"] == {"condition": "service_completed_successfully"}
 
 
 def test_each_compose_command_runs_a_real_module_or_rasa_command() -> None:
@@ -329,10 +372,11 @@ def test_services_start_in_order_and_have_health_checks() -> None:
     for name, service in found.items():
         for needed, how in (service.get("depends_on") or {}).items():
             assert needed in found, f"{name} depends on unknown {needed}"
-            expected = "service_completed_successfully" if needed == "migrate" else "service_healthy"
+            one_shot = needed in {"migrate", "grants"}
+            expected = "service_completed_successfully" if one_shot else "service_healthy"
             assert how["condition"] == expected, (name, needed)
-            assert "healthcheck" in found[needed] or needed == "migrate"
-        if name not in {"migrate", "train"}:
+            assert "healthcheck" in found[needed] or one_shot
+        if name not in {"migrate", "grants", "train"}:
             assert "healthcheck" in service, f"{name} has no health check"
     for name in ("actions", "adapter"):
         assert "migrate" in found[name]["depends_on"]
@@ -681,7 +725,24 @@ def test_the_env_files_on_the_deploy_page_give_each_process_what_it_needs() -> N
     assert set(adapter) >= ADAPTER_REQUIRED
     settings = load_adapter_settings({**adapter, **FAKE_SECRETS, "WEBHOOK_PORT": "8443"})
     assert settings.webhook_url and settings.tracker_store_url.startswith("postgresql+psycopg://")
-    assert adapter["TRACKER_STORE_URL"] == rasa["TRACKER_STORE_URL"]
+    # /forget deletes where Rasa writes, each process as its own role.
+    assert database_of(adapter["TRACKER_STORE_URL"]) == database_of(rasa["TRACKER_STORE_URL"])
+    migrate = blocks["/etc/signpost/migrate.env"]
+    urls = {
+        "rasa": rasa["TRACKER_STORE_URL"],
+        "actions": actions["DATABASE_URL"],
+        "adapter": adapter["DATABASE_URL"],
+        "migrate": migrate["DATABASE_URL"],
+    }
+    assert urlparse(adapter["TRACKER_STORE_URL"]).username == ROLE_OF["adapter"]
+    for process, url in urls.items():
+        assert urlparse(url).username == ROLE_OF[process], process
+        assert database_of(url) == database_of(rasa["TRACKER_STORE_URL"]), process
+    assert len({urlparse(url).password for url in urls.values()}) == len(urls)
+    migrate_unit = values(unit(UNITS / "signpost-migrate.service"), "Service", "EnvironmentFile")
+    assert migrate_unit[-1] == "/etc/signpost/migrate.env"  # read last: the owner's DATABASE_URL wins
+    grants = values(unit(UNITS / "signpost-migrate.service"), "Service", "ExecStartPost")
+    assert grants and f"-f {INSTALL_DIR}deploy/postgres/grants.sql ${{DATABASE_URL}}" in grants[0]
 
 
 def test_the_deploy_page_points_at_files_tests_and_commands_that_exist() -> None:
