@@ -2,8 +2,8 @@
 
 Young people's words are shown as plain text (no parse mode anywhere), so nothing they write can
 format, link or hide itself in a moderator's chat. Moderators never see a young person's Telegram name,
-username or id: only the case number and a short pseudonym. Young people's text lives in domain.yml;
-this file is the moderators' side.
+username or id: only the case number and a short tag of the person for that case
+(`pseudonym.case_tag`). Young people's text lives in domain.yml; this file is the moderators' side.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from bot.cases import CaseView
 from bot.escalation import UK_TIME, CaseState, HolderGone, case_button, waited
 from bot.models import UserBlock
+from bot.pseudonym import case_tag
 
 RECENT_LINES = 5
 INTRO_LINES = 20
@@ -81,7 +82,7 @@ def case_card(case: CaseView, lines: Sequence[tuple[str, str]], now: dt.datetime
     head = [
         f"Case #{case.number} · {case.priority.value.upper()}",
         f"Reason: {reason_label(case.reason)}",
-        f"Person: {case.user_ref[:8]} (pseudonymous)",
+        f"Person: {case_tag(case.user_ref, case.number)} (pseudonymous, this case only)",
     ]
     buttons: tuple[tuple[str, str], ...]
     if case.state is CaseState.QUEUED:
