@@ -16,11 +16,26 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, delete, func, inspect, or_, select
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    inspect,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.crypto import Cipher, new_key
@@ -51,6 +66,7 @@ EVENTS = Table(
     Column("sender_id", String(255), nullable=False, index=True),
     Column("type_name", String(255), nullable=False),
     Column("timestamp", Float),
+    Column("data", Text),
 )
 
 
@@ -201,6 +217,43 @@ def forget_conversation(tracker: Session, user_ref: str) -> Forgotten:
     )
     events = _deleted(tracker.execute(delete(EVENTS).where(EVENTS.c.sender_id == user_ref)))
     return Forgotten(conversations=1 if events else 0, said=said or 0)
+
+
+def answer_to(tracker: Session, user_ref: str, message_id: str) -> list[dict[str, Any]] | None:
+    """Return the bot events Rasa recorded after the person's message with this id (REST metadata
+    `message_id`); None if Rasa never recorded that message."""
+    if not _has_events_table(tracker):
+        return None
+    ours = EVENTS.c.sender_id == user_ref
+    candidates = tracker.execute(
+        select(EVENTS.c.id, EVENTS.c.data)
+        .where(ours, EVENTS.c.type_name == "user", EVENTS.c.data.contains(message_id))
+        .order_by(EVENTS.c.id)
+    )
+    found = next((id_ for id_, data in candidates if _message_id(data) == message_id), None)
+    if found is None:
+        return None
+    answer = []
+    after = select(EVENTS.c.type_name, EVENTS.c.data).where(ours, EVENTS.c.id > found).order_by(EVENTS.c.id)
+    for kind, data in tracker.execute(after):
+        if kind == "user":
+            break
+        if kind == "bot":
+            answer.append(_json(data))
+    return answer
+
+
+def _json(data: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(data or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _message_id(data: str | None) -> str | None:
+    metadata = _json(data).get("metadata")
+    return str(metadata.get("message_id")) if isinstance(metadata, dict) else None
 
 
 # ---------------------------------------------------------------- retention

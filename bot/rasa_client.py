@@ -17,6 +17,10 @@ class RasaUnavailableError(Exception):
     """Rasa did not answer in time, or answered with an error."""
 
 
+class RasaTimeoutError(RasaUnavailableError):
+    """Rasa took the request but did not answer within our patience: it may still have handled it."""
+
+
 @dataclass(frozen=True)
 class Button:
     """A button Rasa offered: what the person sees, and the payload sent back when pressed."""
@@ -40,6 +44,23 @@ class BotMessage:
         if self.custom and isinstance(self.custom.get("handover"), dict):
             return {str(k): str(v) for k, v in self.custom["handover"].items()}
         return None
+
+
+def recorded_reply(events: list[dict[str, Any]]) -> list[BotMessage]:
+    """Return Rasa's answer as its tracker store recorded it (bot events' data), in the REST shape."""
+    body = []
+    for event in events:
+        found = event.get("data")
+        data: dict[str, Any] = found if isinstance(found, dict) else {}
+        body.append(
+            {
+                "text": event.get("text"),
+                "buttons": data.get("buttons"),
+                "custom": data.get("custom"),
+                "image": data.get("image"),
+            }
+        )
+    return parse_reply(body)
 
 
 def parse_reply(body: Any) -> list[BotMessage]:
@@ -82,14 +103,24 @@ class RasaClient:
             await self._client.aclose()
             self._client = None
 
-    async def send(self, sender: str, message: str) -> list[BotMessage]:
-        """Send one message (text or a /payload) for a sender; return Rasa's reply."""
+    async def send(self, sender: str, message: str, message_id: str | None = None) -> list[BotMessage]:
+        """Send one message (text or a /payload) for a sender; return Rasa's reply.
+
+        `message_id` goes in the REST metadata (Rasa keeps it on the user event in its tracker store), the
+        same on every retry, so a retry can find out whether Rasa took the message already.
+        """
         if self._client is None:
             raise RuntimeError("RasaClient is not open; use `async with`")
+        body: dict[str, Any] = {"sender": sender, "message": message}
+        if message_id is not None:
+            body["metadata"] = {"message_id": message_id}
         try:
-            response = await self._client.post(REST_WEBHOOK, json={"sender": sender, "message": message})
+            response = await self._client.post(REST_WEBHOOK, json=body)
             response.raise_for_status()
             return parse_reply(response.json())
+        except (httpx.ReadTimeout, httpx.RemoteProtocolError) as exc:  # sent; Rasa may have handled it
+            logger.warning("Rasa took a message but did not answer: %s", type(exc).__name__)
+            raise RasaTimeoutError(type(exc).__name__) from exc
         except (httpx.HTTPError, ValueError) as exc:
             # The reason, never the message text (non-negotiable 3).
             logger.warning("Rasa unavailable: %s", type(exc).__name__)

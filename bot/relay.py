@@ -15,6 +15,7 @@ import datetime as dt
 import itertools
 import logging
 import time
+import uuid
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from bot.escalation import (
 )
 from bot.flood import FloodGuard, Verdict
 from bot.models import UserBlock
-from bot.rasa_client import BotMessage, RasaClient, RasaUnavailableError
+from bot.rasa_client import BotMessage, RasaClient, RasaTimeoutError, RasaUnavailableError, recorded_reply
 from bot.responses import button_payloads, response_buttons, response_text
 from bot.settings import Settings
 from bot.text import MAX_TEXT_CHARS, clean_text  # noqa: F401 - MAX_TEXT_CHARS: the limit callers read here
@@ -137,12 +138,22 @@ class Quoted:
 
 
 @dataclass
+class _Turn:
+    """One message for Rasa, with the id it carries on every try; `unsure` once a try timed out after
+    Rasa took it (Rasa may have answered it already: its tracker store is asked before trying again)."""
+
+    text: str
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    unsure: bool = False
+
+
+@dataclass
 class _Pending:
     """Messages Rasa hasn't answered yet, kept in order and retried with backoff."""
 
     chat_id: int
     generation: int
-    messages: deque[str] = field(default_factory=deque)
+    messages: deque[_Turn] = field(default_factory=deque)
     told: bool = False
     delay: float = RETRY_FIRST_SECONDS
     next_try: float = 0.0
@@ -622,7 +633,7 @@ class Relay:
         if len(pending.messages) >= MAX_PENDING_PER_PERSON:
             pending.messages.popleft()
             logger.warning("pending queue full for a person; dropped the oldest message")
-        pending.messages.append(message)
+        pending.messages.append(_Turn(message))
         pending.told = False  # every message the person sends gets an answer, even during an outage
         await self._flush(person.ref, pending)
 
@@ -631,14 +642,20 @@ class Relay:
         while pending.messages:
             if pending.generation != self._generation(ref):
                 return  # they left: quick exit dropped this queue
+            head = pending.messages[0]
             try:
-                replies = await self._ask(ref, pending)
+                # A try that timed out after Rasa took the message: Rasa's recorded answer, if it has one,
+                # is shown instead of sending the message again (Rasa would answer it as a new turn).
+                replies = self._recorded_answer(ref, head) if head.unsure else None
+                if replies is None:
+                    replies = await self._ask(ref, pending)
             except LeftError:
                 return
-            except RasaUnavailableError:
-                if ASK_FOR_PERSON in pending.messages:
+            except RasaUnavailableError as exc:
+                head.unsure = head.unsure or isinstance(exc, RasaTimeoutError)
+                if any(m.text == ASK_FOR_PERSON for m in pending.messages):
                     # Asking for a person must work without Rasa: the relay opens the case itself.
-                    pending.messages = deque(m for m in pending.messages if m != ASK_FOR_PERSON)
+                    pending.messages = deque(m for m in pending.messages if m.text != ASK_FOR_PERSON)
                     person = Person(pending.chat_id, ref)
                     await self.request_handover(person, Priority.NORMAL, "assistant_unavailable")
                     await self._tell(person, _say("utter_handover"))
@@ -649,12 +666,29 @@ class Relay:
             await self._deliver(Person(pending.chat_id, ref), replies)
         self._pending.pop(ref, None)
 
+    def _recorded_answer(self, ref: str, turn: _Turn) -> list[BotMessage] | None:
+        """Return Rasa's answer to a message as its tracker store recorded it; None if Rasa never
+        recorded the message (or the store can't be read: then the message is sent again)."""
+        try:
+            with self.trackers.begin() as tracker:
+                events = privacy.answer_to(tracker, ref, turn.id)
+        except SQLAlchemyError as exc:
+            logger.error("could not look for Rasa's answer in its tracker store: %s", type(exc).__name__)
+            return None
+        if events is None:
+            return None
+        logger.info(
+            "Rasa had answered a message whose request timed out; its answer is shown, not asked again"
+        )
+        return recorded_reply(events)
+
     async def _ask(self, ref: str, pending: _Pending) -> list[BotMessage]:
         """Ask Rasa, showing typing; if it is slow or down, answer at once with the crisis numbers.
 
         Raises LeftError if the person leaves meanwhile (leaving cancels the request).
         """
-        request = asyncio.ensure_future(self.rasa.send(ref, pending.messages[0]))
+        turn = pending.messages[0]
+        request = asyncio.ensure_future(self.rasa.send(ref, turn.text, turn.id))
         self._asking[ref] = request
         try:
             async with self._typing(pending.chat_id):

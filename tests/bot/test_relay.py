@@ -28,9 +28,9 @@ BUTTONS = [
 async def test_text_goes_to_rasa_under_a_pseudonym_and_the_reply_comes_back(harness) -> None:
     h = await harness()
     await h.text(PERSON, "someone is threatening me")
-    assert h.rasa.received == [
-        {"sender": pseudonym(KEY.encode(), PERSON), "message": "someone is threatening me"}
-    ]
+    ((body),) = h.rasa.received
+    assert (body["sender"], body["message"]) == (pseudonym(KEY.encode(), PERSON), "someone is threatening me")
+    assert set(body) == {"sender", "message", "metadata"} and set(body["metadata"]) == {"message_id"}
     assert str(PERSON) not in h.rasa.received[0]["sender"]
     assert h.request.texts(PERSON) == "echo: someone is threatening me"
     assert "sendChatAction" not in h.request.methods()  # the answer came at once: no "typing…"
