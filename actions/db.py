@@ -1,4 +1,5 @@
-"""One database for the directory (and, later, the adapter's cases): engine, sessions, migrations.
+"""The database kernel both bot/ and actions/ import: declarative base, timestamps, engine, sessions,
+migrations. One database holds the directory (actions/models.py) and the adapter's cases (bot/models.py).
 
 Callers own their unit of work: `with sessionmaker_for(url).begin() as session: ...`. Query functions
 take the session and never commit or close it.
@@ -6,6 +7,7 @@ take the session and never commit or close it.
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import logging
 import os
@@ -13,13 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import JSON, DateTime, Dialect, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 from actions.settings import ROOT
 
@@ -27,6 +30,35 @@ logger = logging.getLogger(__name__)
 
 # PostgreSQL advisory lock key (any 64-bit number of our own): the bytes of "SIGNPOST".
 MIGRATION_LOCK_KEY = int.from_bytes(b"SIGNPOST", "big")
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Timestamp(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC datetime on every engine (SQLite would give it back naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        return value.astimezone(dt.timezone.utc) if value is not None and value.tzinfo else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None or value.tzinfo:
+            return value
+        return value.replace(tzinfo=dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the constraint naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON}
 
 
 @lru_cache(maxsize=8)

@@ -1,12 +1,10 @@
 """Handing a conversation to a person: Rasa decides that one is wanted; the adapter runs the case.
 
-The reply carries a custom payload `{"handover": {"priority": ..., "reason": ...}}` that the Telegram
-adapter acts on (see README, "Handover signal").
+The reply carries the handover signal (actions/handover_signal.py), a custom payload
+`{"handover": {"priority": ..., "reason": ...}}` that the adapter acts on (see README, "Handover signal").
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -14,34 +12,25 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.disclosure import RISK_INTENT
+from actions.handover_signal import HandoverRequest, Priority, raises_priority
 
-PRIORITY_RANK = {"normal": 1, "high": 2, "urgent": 3}
-
-
-@dataclass(frozen=True)
-class Handover:
-    """What the adapter needs to open a case."""
-
-    priority: str
-    reason: str
-
-    def payload(self) -> dict[str, dict[str, str]]:
-        """Return the custom payload the adapter reads."""
-        return {"handover": {"priority": self.priority, "reason": self.reason}}
+# The action's name for the request; one definition with the adapter's (actions/handover_signal.py).
+Handover = HandoverRequest
 
 
 def decide_handover(disclosure: str | None) -> Handover:
     """Return the priority and reason for a handover, from the most recent disclosure if any."""
     if disclosure == RISK_INTENT:
-        return Handover("urgent", RISK_INTENT)
+        return Handover(Priority.URGENT, RISK_INTENT)
     if disclosure:
-        return Handover("high", disclosure)
-    return Handover("normal", "request_human")
+        return Handover(Priority.HIGH, disclosure)
+    return Handover(Priority.NORMAL, "request_human")
 
 
 def is_raise(new: Handover, current_priority: str | None) -> bool:
-    """Return True if the new handover is more urgent than the one already asked for."""
-    return PRIORITY_RANK[new.priority] > PRIORITY_RANK.get(current_priority or "", 0)
+    """Return True if the new handover is more urgent than the one already asked for (slot value)."""
+    known = {p.value for p in Priority}
+    return raises_priority(new.priority, Priority(current_priority) if current_priority in known else None)
 
 
 class ActionRequestHandover(Action):
@@ -59,6 +48,6 @@ class ActionRequestHandover(Action):
             return [SlotSet("handover_status", "already")]
         dispatcher.utter_message(json_message=handover.payload())
         return [
-            SlotSet("handover_priority", handover.priority),
+            SlotSet("handover_priority", handover.priority.value),
             SlotSet("handover_status", "requested"),
         ]

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from actions.db import analyze, migration_lock, run_migrations, sessionmaker_for, upgrade
+from actions.db import Base, analyze, migration_lock, run_migrations, sessionmaker_for, upgrade
 from actions.models import (
     NEED_VOCABULARY,
     NEEDS,
@@ -32,7 +32,6 @@ from actions.models import (
     STATUSES,
     UNITED_KINGDOM,
     Attribute,
-    Base,
     Location,
     Organization,
     Phone,

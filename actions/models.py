@@ -8,19 +8,12 @@ Each table keeps the HSDS fields we use as columns and any other fields of the r
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, ClassVar
+from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, Dialect, ForeignKey, Index, Integer, MetaData, String, Text, Time
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, Time
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from actions.db import Base, Timestamp
 
 # HSDS 3.0 service.status values.
 STATUSES = ("active", "inactive", "defunct", "temporarily closed")
@@ -52,28 +45,6 @@ NATION_CODES = {
 STATISTICAL_GEOGRAPHY = "http://statistics.data.gov.uk/id/statistical-geography/"
 
 ID = String(64)
-
-
-class Timestamp(TypeDecorator[dt.datetime]):
-    """A timezone-aware UTC datetime on every engine (SQLite would give it back naive)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
-        return value.astimezone(dt.timezone.utc) if value is not None and value.tzinfo else value
-
-    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
-        if value is None or value.tzinfo:
-            return value
-        return value.replace(tzinfo=dt.timezone.utc)
-
-
-class Base(DeclarativeBase):
-    """Declarative base with the constraint naming convention."""
-
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON}
 
 
 class Organization(Base):

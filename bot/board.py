@@ -38,7 +38,7 @@ from telegram.error import BadRequest, RetryAfter
 from bot import cards, cases
 from bot.cards import Say
 from bot.crypto import Cipher
-from bot.escalation import CaseState
+from bot.escalation import CaseState, Sender
 
 logger = logging.getLogger(__name__)
 
@@ -302,7 +302,7 @@ class CardBoard:
         elif self.group is not None:
             self.owe_edit(self.group, message_id, *retracted)
 
-    def _load(self, number: int) -> tuple[cases.CaseView, list[tuple[str, str]]] | None:
+    def _load(self, number: int) -> tuple[cases.CaseView, list[tuple[Sender, str]]] | None:
         """Read a case and its transcript (None if it no longer exists); a database error is raised."""
         with self.sessions.begin() as session:
             row = cases.get_case(session, number)

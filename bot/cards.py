@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.cases import CaseView
-from bot.escalation import UK_TIME, CaseState, HolderGone, case_button, waited
+from bot.escalation import UK_TIME, CaseState, HolderGone, Move, Sender, case_button, waited
 from bot.models import UserBlock
 from bot.pseudonym import case_tag
 
@@ -72,12 +72,14 @@ def reason_label(reason: str) -> str:
     return f"{REASONS.get(reason, reason.replace('_', ' '))} ({reason})"
 
 
-def _transcript(lines: Sequence[tuple[str, str]]) -> list[str]:
-    shown = {"user": "›", "moderator": "‹ you:", "note": "✎ note:", "system": "·"}
-    return [f"{shown.get(sender, '·')} {_line(body)}" for sender, body in lines]
+SHOWN_AS = {Sender.USER: "›", Sender.MODERATOR: "‹ you:", Sender.NOTE: "✎ note:", Sender.SYSTEM: "·"}
 
 
-def case_card(case: CaseView, lines: Sequence[tuple[str, str]], now: dt.datetime) -> Say:
+def _transcript(lines: Sequence[tuple[Sender, str]]) -> list[str]:
+    return [f"{SHOWN_AS.get(sender, '·')} {_line(body)}" for sender, body in lines]
+
+
+def case_card(case: CaseView, lines: Sequence[tuple[Sender, str]], now: dt.datetime) -> Say:
     """Return the card moderators see in their group for a case, with the buttons its state allows."""
     head = [
         f"Case #{case.number} · {case.priority.value.upper()}",
@@ -87,12 +89,15 @@ def case_card(case: CaseView, lines: Sequence[tuple[str, str]], now: dt.datetime
     buttons: tuple[tuple[str, str], ...]
     if case.state is CaseState.QUEUED:
         head.append(f"Waiting since {_clock(case.opened_at)} ({waited(case.opened_at, now)})")
-        buttons = (("Claim", case_button("claim", case.number)), ("Close", case_button("close", case.number)))
+        buttons = (
+            ("Claim", case_button(Move.CLAIM, case.number)),
+            ("Close", case_button(Move.CLOSE, case.number)),
+        )
     elif case.state is CaseState.CLAIMED and case.claimed_at is not None:
         head.append(f"Claimed by {case.claimed_by_name or 'a moderator'} at {_clock(case.claimed_at)}")
         buttons = (
-            ("Take over", case_button("takeover", case.number)),
-            ("Close", case_button("close", case.number)),
+            ("Take over", case_button(Move.TAKEOVER, case.number)),
+            ("Close", case_button(Move.CLOSE, case.number)),
         )
     else:
         closed = _clock(case.closed_at) if case.closed_at else "?"
@@ -100,7 +105,9 @@ def case_card(case: CaseView, lines: Sequence[tuple[str, str]], now: dt.datetime
         buttons = ()
     if case.state is CaseState.CLOSED:  # a closed case's card keeps no one's words in the group
         return Say("\n".join(head), buttons)
-    recent = [sender_line for sender_line in lines if sender_line[0] in {"user", "system"}][-RECENT_LINES:]
+    recent = [sender_line for sender_line in lines if sender_line[0] in {Sender.USER, Sender.SYSTEM}][
+        -RECENT_LINES:
+    ]
     body = ["Last messages:", *_transcript(recent)] if recent else ["(nothing written yet)"]
     return Say("\n".join([*head, *body]), buttons)
 
@@ -117,7 +124,7 @@ def urgent_alert(case: CaseView, now: dt.datetime) -> Say:
                 f"Take it here: /claim {case.number}",
             ]
         ),
-        (("Claim", case_button("claim", case.number)),),
+        (("Claim", case_button(Move.CLAIM, case.number)),),
     )
 
 
@@ -129,7 +136,7 @@ def superseded_card(case: CaseView) -> Say:
     )
 
 
-def claimed_intro(case: CaseView, lines: Sequence[tuple[str, str]]) -> Say:
+def claimed_intro(case: CaseView, lines: Sequence[tuple[Sender, str]]) -> Say:
     """Return the first message a moderator gets in their private chat after claiming."""
     shown = _transcript(lines[-INTRO_LINES:]) or ["(nothing written yet)"]
     return Say(
@@ -159,9 +166,9 @@ def from_user(number: int, text: str) -> Say:
     return Say(f"#{number} › {text}")
 
 
-def relayed(number: int, sender: str, text: str) -> Say:
+def relayed(number: int, sender: Sender, text: str) -> Say:
     """Return a line of a claimed case for its moderator: the person's words, or marked as a bot notice."""
-    if sender == "user":
+    if sender is Sender.USER:
         return from_user(number, text)
     return Say(f"#{number} · {FROM_BOT} {text}")
 
@@ -306,12 +313,12 @@ def not_held(number: int, state: CaseState) -> str:
     return f"Case #{number} isn't held by anyone: /claim {number} takes it."
 
 
-def not_yours(number: int, move: str, holder: str | None) -> str:
+def not_yours(number: int, what: str, holder: str | None) -> str:
     """Return why a moderator can't release, close or block a case another moderator holds."""
-    if move == "release":
+    if what == Move.RELEASE.value:
         return f"You don't hold case #{number}, so you can't release it. Nothing changed."
     return (
-        f"Case #{number} is held by {holder or 'another moderator'}: only they can {move} it. "
+        f"Case #{number} is held by {holder or 'another moderator'}: only they can {what} it. "
         f"/takeover {number} first if you must. Nothing changed."
     )
 

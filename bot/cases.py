@@ -18,22 +18,24 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from bot.crypto import Cipher
 from bot.escalation import (
     CaseState,
+    Move,
     NotHolderError,
     Priority,
+    Sender,
     TransitionError,
     next_state,
     raises_priority,
 )
 from bot.models import CaseEvent, CaseMessage, HandoverCase, RelayMessage
 
-USER = "user"
-SYSTEM = "system"
-MODERATOR = "moderator"
+# Who made a move, as the case history names them: the young person, the adapter, or a moderator.
+USER = Sender.USER.value
+SYSTEM = Sender.SYSTEM.value
 
 
 def moderator_actor(moderator_id: int) -> str:
     """Return how a moderator is named in the case history."""
-    return f"moderator:{moderator_id}"
+    return f"{Sender.MODERATOR.value}:{moderator_id}"
 
 
 @dataclass(frozen=True)
@@ -76,10 +78,12 @@ class CaseView:
 
 
 def _record(
-    session: Session, case: HandoverCase, move: str, before: str | None, actor: str, now: dt.datetime
+    session: Session, case: HandoverCase, move: Move, before: str | None, actor: str, now: dt.datetime
 ) -> None:
     session.add(
-        CaseEvent(case_id=case.id, at=now, move=move, from_state=before, to_state=case.state, actor=actor)
+        CaseEvent(
+            case_id=case.id, at=now, move=move.value, from_state=before, to_state=case.state, actor=actor
+        )
     )
 
 
@@ -118,7 +122,7 @@ def open_or_raise(
         if not raises_priority(priority, Priority(case.priority)):
             return Opened(CaseView.of(case, cipher), created=False, raised=False)
         case.priority, case.priority_rank, case.reason = priority.value, priority.rank, reason
-        _record(session, case, "raise", case.state, USER, now)
+        _record(session, case, Move.RAISE, case.state, USER, now)
         session.flush()
         return Opened(CaseView.of(case, cipher), created=False, raised=True)
     case = HandoverCase(
@@ -132,9 +136,9 @@ def open_or_raise(
     )
     session.add(case)
     session.flush()
-    _record(session, case, "open", None, USER, now)
+    _record(session, case, Move.OPEN, None, USER, now)
     for line in recent:
-        add_message(session, cipher, case.id, USER, line, now)
+        add_message(session, cipher, case.id, Sender.USER, line, now)
     session.flush()
     return Opened(CaseView.of(case, cipher), created=True, raised=False)
 
@@ -148,7 +152,7 @@ def move(
     session: Session,
     cipher: Cipher,
     number: int,
-    name: str,
+    name: Move,
     actor: str,
     now: dt.datetime,
     *,
@@ -170,11 +174,12 @@ def move(
     if holder is not None and held and case.claimed_by != holder:
         raise NotHolderError(number, case.claimed_by_name)
     values: dict[str, object] = {"state": after.value}
-    if name in {"claim", "takeover"}:
+    name = Move(name)
+    if name in {Move.CLAIM, Move.TAKEOVER}:
         values |= {"claimed_by": moderator_id, "claimed_by_name": moderator_name, "claimed_at": now}
-    elif name in {"release", "requeue"}:
+    elif name in {Move.RELEASE, Move.REQUEUE}:
         values |= {"claimed_by": None, "claimed_by_name": None, "claimed_at": None}
-    elif name == "close":
+    elif name is Move.CLOSE:
         values |= {"closed_at": now, "chat_token": None}
     conditions = [HandoverCase.state == before.value]
     if held:
@@ -186,7 +191,7 @@ def move(
     _record(session, case, name, before.value, actor, now)
     view = CaseView.of(case, cipher)
     # The closed case forgets how to reach the person; the caller still needs it once, to tell them.
-    return view if name != "close" else replace(view, chat_id=chat_id)
+    return view if name is not Move.CLOSE else replace(view, chat_id=chat_id)
 
 
 def _update_if(session: Session, number: int, *conditions: ColumnElement[bool], **values: object) -> bool:
@@ -242,22 +247,22 @@ def open_queue(session: Session, cipher: Cipher) -> list[CaseView]:
 
 
 def add_message(
-    session: Session, cipher: Cipher, number: int, sender: str, body: str, now: dt.datetime
+    session: Session, cipher: Cipher, number: int, sender: Sender, body: str, now: dt.datetime
 ) -> None:
     """Append a line to a case's transcript (encrypted)."""
-    session.add(CaseMessage(case_id=number, at=now, sender=sender, body=cipher.seal(body)))
+    session.add(CaseMessage(case_id=number, at=now, sender=Sender(sender).value, body=cipher.seal(body)))
 
 
 def transcript(
     session: Session, cipher: Cipher, number: int, limit: int | None = None
-) -> list[tuple[str, str]]:
+) -> list[tuple[Sender, str]]:
     """Return (sender, text) of a case's transcript, oldest first (the last `limit` lines if given)."""
     query = select(CaseMessage.sender, CaseMessage.body).where(CaseMessage.case_id == number)
     if limit is None:
         rows = list(session.execute(query.order_by(CaseMessage.id)).all())
     else:
         rows = list(reversed(session.execute(query.order_by(CaseMessage.id.desc()).limit(limit)).all()))
-    return [(sender, cipher.open(body)) for sender, body in rows]
+    return [(Sender(sender), cipher.open(body)) for sender, body in rows]
 
 
 def set_card(session: Session, number: int, chat_id: int, message_id: int) -> bool:
@@ -332,14 +337,14 @@ def unanswered_since(session: Session, case: HandoverCase) -> dt.datetime | None
         return None
     lines = select(CaseMessage.id, CaseMessage.at).where(CaseMessage.case_id == case.id)
     answered = session.execute(
-        lines.where(CaseMessage.sender == MODERATOR, CaseMessage.at >= case.claimed_at)
+        lines.where(CaseMessage.sender == Sender.MODERATOR.value, CaseMessage.at >= case.claimed_at)
         .order_by(CaseMessage.id.desc())
         .limit(1)
     ).first()
     if answered is None:
         return case.claimed_at
     asked = session.execute(
-        lines.where(CaseMessage.sender == USER, CaseMessage.id > answered.id)
+        lines.where(CaseMessage.sender == Sender.USER.value, CaseMessage.id > answered.id)
         .order_by(CaseMessage.id)
         .limit(1)
     ).first()

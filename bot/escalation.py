@@ -19,6 +19,14 @@ from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from actions.handover_signal import PRIORITY_ORDER, Priority, raises_priority
+
+__all__ = [  # Priority is defined once, with the handover signal; the adapter's modules import it here
+    "PRIORITY_ORDER",
+    "Priority",
+    "raises_priority",
+]
+
 UK_TIME = ZoneInfo("Europe/London")
 
 
@@ -30,37 +38,37 @@ class CaseState(str, enum.Enum):
     CLOSED = "closed"
 
 
-class Priority(str, enum.Enum):
-    """How soon a person is needed: danger now, a disclosure, or someone asked for a person."""
+class Move(str, enum.Enum):
+    """A recorded move of a case: the moderators' and the adapter's moves, and opening and raising it."""
 
-    URGENT = "urgent"
-    HIGH = "high"
-    NORMAL = "normal"
-
-    @property
-    def rank(self) -> int:
-        """Return a number that sorts the most urgent first (0 = urgent)."""
-        return PRIORITY_ORDER.index(self)
-
-    @classmethod
-    def parse(cls, value: str) -> Priority:
-        """Return the priority Rasa named, or normal for anything unknown (a person is still wanted)."""
-        try:
-            return cls(value)
-        except ValueError:
-            return cls.NORMAL
+    OPEN = "open"
+    RAISE = "raise"
+    CLAIM = "claim"
+    RELEASE = "release"
+    REQUEUE = "requeue"
+    TAKEOVER = "takeover"
+    CLOSE = "close"
 
 
-PRIORITY_ORDER = (Priority.URGENT, Priority.HIGH, Priority.NORMAL)
+class Sender(str, enum.Enum):
+    """Who a line of a case's transcript is from (a note is a moderator's, private to moderators)."""
+
+    USER = "user"
+    MODERATOR = "moderator"
+    NOTE = "note"
+    SYSTEM = "system"
+
 
 # What each move is called, and where it may start. Every move is recorded with a time and who did it.
-TRANSITIONS: dict[str, tuple[frozenset[CaseState], CaseState]] = {
-    "claim": (frozenset({CaseState.QUEUED}), CaseState.CLAIMED),
-    "release": (frozenset({CaseState.CLAIMED}), CaseState.QUEUED),
-    "requeue": (frozenset({CaseState.CLAIMED}), CaseState.QUEUED),
-    "takeover": (frozenset({CaseState.CLAIMED}), CaseState.CLAIMED),
-    "close": (frozenset({CaseState.QUEUED, CaseState.CLAIMED}), CaseState.CLOSED),
+TRANSITIONS: dict[Move, tuple[frozenset[CaseState], CaseState]] = {
+    Move.CLAIM: (frozenset({CaseState.QUEUED}), CaseState.CLAIMED),
+    Move.RELEASE: (frozenset({CaseState.CLAIMED}), CaseState.QUEUED),
+    Move.REQUEUE: (frozenset({CaseState.CLAIMED}), CaseState.QUEUED),
+    Move.TAKEOVER: (frozenset({CaseState.CLAIMED}), CaseState.CLAIMED),
+    Move.CLOSE: (frozenset({CaseState.QUEUED, CaseState.CLAIMED}), CaseState.CLOSED),
 }
+# The moves a case card's buttons (and the matching commands) make.
+CARD_MOVES = (Move.CLAIM, Move.CLOSE, Move.TAKEOVER)
 
 
 class TransitionError(Exception):
@@ -91,20 +99,16 @@ def holder_gone(holder: int | None, allowlist: frozenset[int], unreachable: Set[
     return None
 
 
-def next_state(current: CaseState, move: str) -> CaseState:
+def next_state(current: CaseState, move: Move) -> CaseState:
     """Return the state after a move, or raise TransitionError if the move is not allowed now."""
     try:
+        move = Move(move)
         sources, target = TRANSITIONS[move]
-    except KeyError:
+    except (KeyError, ValueError):
         raise TransitionError(f"unknown move {move!r}") from None
     if current not in sources:
-        raise TransitionError(f"cannot {move} a {current.value} case")
+        raise TransitionError(f"cannot {move.value} a {current.value} case")
     return target
-
-
-def raises_priority(new: Priority, current: Priority) -> bool:
-    """Return True if a new handover request is more urgent than the case already open."""
-    return new.rank < current.rank
 
 
 def is_moderator(user_id: int | None, allowlist: frozenset[int]) -> bool:
@@ -113,19 +117,19 @@ def is_moderator(user_id: int | None, allowlist: frozenset[int]) -> bool:
 
 
 # Callback data is never trusted: it must parse exactly, and what it names is checked against the database.
-_CASE_BUTTON = re.compile(r"case:(claim|close|takeover):([1-9][0-9]{0,11})")
+_CASE_BUTTON = re.compile(rf"case:({'|'.join(m.value for m in CARD_MOVES)}):([1-9][0-9]{{0,11}})")
 _FEEDBACK_BUTTON = re.compile(r"rate:([1-9][0-9]{0,11}):([1-5])")
 
 
-def case_button(move: str, number: int) -> str:
+def case_button(move: Move, number: int) -> str:
     """Return the callback data of a case card's Claim, Take over or Close button."""
-    return f"case:{move}:{number}"
+    return f"case:{Move(move).value}:{number}"
 
 
-def parse_case_button(data: str | None) -> tuple[str, int] | None:
+def parse_case_button(data: str | None) -> tuple[Move, int] | None:
     """Return (move, case number) for well-formed case-card data, else None."""
     match = _CASE_BUTTON.fullmatch(data or "")
-    return (match.group(1), int(match.group(2))) if match else None
+    return (Move(match.group(1)), int(match.group(2))) if match else None
 
 
 def feedback_button(number: int, score: int) -> str:

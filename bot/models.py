@@ -1,7 +1,8 @@
 """The adapter's tables: handover cases, every move of a case, its transcript and the relay map.
 
-They share the directory's declarative base (one database, one migration history in `migrations/`);
-the schema is made by Alembic, never by `create_all` in production code. Nothing here holds a Telegram
+They share the database kernel's declarative base with the directory (actions/db.py: one database, one
+migration history in `migrations/`); the schema is made by Alembic, never by `create_all` in production
+code. Nothing here holds a Telegram
 user id or name of a young person in the clear: `user_ref` is the pseudonym; `chat_token` (how to reach
 them) is encrypted and kept only while the case is open; transcripts are encrypted (bot/crypto.py).
 docs/privacy.md maps every column to how long it is kept and who can see it.
@@ -14,7 +15,7 @@ import datetime as dt
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from actions.models import Base, Timestamp
+from actions.db import Base, Timestamp
 
 TIMESTAMP = Timestamp()
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from actions.handover_signal import HandoverRequest, PayloadError
+
 logger = logging.getLogger(__name__)
 
 REST_WEBHOOK = "/webhooks/rest/webhook"
@@ -38,12 +40,7 @@ class BotMessage:
     custom: dict[str, Any] | None = None
     image: str | None = None
 
-    @property
-    def handover(self) -> dict[str, str] | None:
-        """Return the handover signal this message carries, if any."""
-        if self.custom and isinstance(self.custom.get("handover"), dict):
-            return {str(k): str(v) for k, v in self.custom["handover"].items()}
-        return None
+    handover: HandoverRequest | None = None
 
 
 def recorded_reply(events: list[dict[str, Any]]) -> list[BotMessage]:
@@ -78,9 +75,24 @@ def parse_reply(body: Any) -> list[BotMessage]:
         )
         custom = item.get("custom") if isinstance(item.get("custom"), dict) else None
         messages.append(
-            BotMessage(text=item.get("text"), buttons=buttons, custom=custom, image=item.get("image"))
+            BotMessage(
+                text=item.get("text"),
+                buttons=buttons,
+                custom=custom,
+                image=item.get("image"),
+                handover=_handover(custom),
+            )
         )
     return messages
+
+
+def _handover(custom: dict[str, Any] | None) -> HandoverRequest | None:
+    """Return the request for a person a message carries; a malformed one is logged and not acted on."""
+    try:
+        return HandoverRequest.parse(custom)
+    except PayloadError as exc:  # what is wrong with its shape, never what it holds
+        logger.error("ignored a malformed handover signal from Rasa: %s", exc)
+        return None
 
 
 @dataclass

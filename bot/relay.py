@@ -32,8 +32,10 @@ from bot.crypto import Cipher
 from bot.escalation import (
     CaseState,
     HolderGone,
+    Move,
     NotHolderError,
     Priority,
+    Sender,
     TargetError,
     TransitionError,
     feedback_button,
@@ -301,7 +303,7 @@ class Relay:
         async with self._lock(person.ref):
             if self._left():
                 return
-            if await self._to_case(person, text, sender="user"):
+            if await self._to_case(person, text, sender=Sender.USER):
                 return
             self._remember(person.ref, text)
             await self._converse(person, to_rasa(text))
@@ -339,7 +341,9 @@ class Relay:
                 return
             case = self._open_case(person)
             if case is not None and case.state is CaseState.CLAIMED:
-                await self._to_moderator(case, f"[pressed the button \u201c{title or data}\u201d]", "system")
+                await self._to_moderator(
+                    case, f"[pressed the button \u201c{title or data}\u201d]", Sender.SYSTEM
+                )
                 return
             await self._converse(person, data)
 
@@ -404,16 +408,16 @@ class Relay:
                 return
             case = self._open_case(person)
             if case is not None and case.state is CaseState.CLAIMED and text:
-                await self._to_moderator(case, f"[edited] {text}", sender="user")
+                await self._to_moderator(case, f"[edited] {text}", sender=Sender.USER)
                 return
         await self._tell(person, _say("utter_edited_message"))
 
     async def _notice(self, person: Person, notice: str) -> None:
         """Put a note of something we didn't relay into the case, and in the moderator's chat if claimed."""
         async with self._lock(person.ref):
-            await self._to_case(person, notice, sender="system")
+            await self._to_case(person, notice, sender=Sender.SYSTEM)
 
-    async def _to_case(self, person: Person, text: str, sender: str) -> bool:
+    async def _to_case(self, person: Person, text: str, sender: Sender) -> bool:
         """Add a line to the person's open case; True if a moderator holds it (and so got the line)."""
         case = self._open_case(person)
         if case is None:
@@ -561,7 +565,7 @@ class Relay:
         self._db(lambda s: privacy.clear_trail(s, person.ref))
         logger.info("quick exit: cleared %d messages from a chat (%d unanswered dropped)", deleted, dropped)
         await self._tell(person, _say("utter_quick_exit"))
-        await self._to_case(person, cards.QUICK_EXIT_NOTICE, sender="system")
+        await self._to_case(person, cards.QUICK_EXIT_NOTICE, sender=Sender.SYSTEM)
 
     async def forget(self, person: Person, pressed: int | None = None) -> None:
         """Forget me (confirmed under message `pressed`): clear the chat, delete their cases and Rasa
@@ -736,12 +740,8 @@ class Relay:
         if self._left(person.ref):
             return
         for reply in replies:
-            if reply.handover:
-                await self.request_handover(
-                    person,
-                    Priority.parse(reply.handover.get("priority", "")),
-                    reply.handover.get("reason", ""),
-                )
+            if reply.handover is not None:
+                await self.request_handover(person, reply.handover.priority, reply.handover.reason)
         sent: list[int] = []
         for reply in replies:
             if reply.text and not self._left(person.ref):
@@ -866,9 +866,9 @@ class Relay:
             logger.warning("refused %s of case #%d: not on MODERATOR_USER_IDS", move, number)
             return cards.NOT_A_MODERATOR
         moderator = Moderator(user_id, name)
-        if move == "claim":
+        if move is Move.CLAIM:
             return await self.claim(moderator, number)
-        if move == "takeover":
+        if move is Move.TAKEOVER:
             return await self.takeover(moderator, number)
         return await self.close(moderator, number)
 
@@ -882,7 +882,7 @@ class Relay:
         self,
         moderator: Moderator,
         number: int,
-        name: str,
+        name: Move,
         now: dt.datetime,
         holder: int | None = None,
         detail: str | None = None,
@@ -904,18 +904,18 @@ class Relay:
                     moderator_name=moderator.name,
                     holder=holder,
                 )
-                privacy.audit(session, moderator.user_id, name, now, number, detail)
+                privacy.audit(session, moderator.user_id, name.value, now, number, detail)
                 return moved
         except LookupError:
             return f"There is no case #{number}."
         except NotHolderError as exc:
-            return cards.not_yours(number, name, exc.holder_name)
+            return cards.not_yours(number, name.value, exc.holder_name)
         except TransitionError:
-            if name == "release":
-                return cards.not_yours(number, name, None)
-            if name == "takeover":
+            if name is Move.RELEASE:
+                return cards.not_yours(number, name.value, None)
+            if name is Move.TAKEOVER:
                 return f"Case #{number} changed meanwhile. Nothing changed; /queue shows it now."
-            return f"Case #{number} is already {'claimed or closed' if name == 'claim' else 'closed'}."
+            return f"Case #{number} is already {'claimed or closed' if name is Move.CLAIM else 'closed'}."
         except SQLAlchemyError as exc:
             logger.error("%s of case #%d failed: %s", name, number, type(exc).__name__)
             return cards.DATABASE_DOWN
@@ -925,7 +925,7 @@ class Relay:
         if not self._authorised(moderator, "claim"):
             return cards.NOT_A_MODERATOR
         now = self.clock()
-        case = self._moved(moderator, number, "claim", now)
+        case = self._moved(moderator, number, Move.CLAIM, now)
         if isinstance(case, str):
             return case
         lines = self._transcript(number)
@@ -934,7 +934,7 @@ class Relay:
         except UnreachableError:
             # Should giving it back fail too, the waiting check returns the case to the queue.
             self._unreachable.add(moderator.user_id)
-            self._db(lambda s: cases.move(s, self.cipher, number, "release", cases.SYSTEM, now))
+            self._db(lambda s: cases.move(s, self.cipher, number, Move.RELEASE, cases.SYSTEM, now))
             return cards.START_PRIVATE_CHAT
         self._unreachable.discard(moderator.user_id)
         logger.info("case #%d claimed", number)
@@ -951,7 +951,7 @@ class Relay:
         """
         if not self._authorised(moderator, "close"):
             return cards.NOT_A_MODERATOR
-        case = self._moved(moderator, number, "close", self.clock(), holder=moderator.user_id)
+        case = self._moved(moderator, number, Move.CLOSE, self.clock(), holder=moderator.user_id)
         if isinstance(case, str):
             return case
         logger.info("case #%d closed", number)
@@ -971,7 +971,7 @@ class Relay:
         number_or_answer = self._case_number(moderator, number, replied_to)
         if isinstance(number_or_answer, str):
             return number_or_answer
-        case = self._moved(moderator, number_or_answer, "release", self.clock(), holder=moderator.user_id)
+        case = self._moved(moderator, number_or_answer, Move.RELEASE, self.clock(), holder=moderator.user_id)
         if isinstance(case, str):
             return case
         logger.info("case #%d released to the queue", case.number)
@@ -1004,7 +1004,7 @@ class Relay:
             return cards.already_yours(number)
         now, previous = self.clock(), before.claimed_by
         detail = f"from moderator {previous}"
-        case = self._moved(moderator, number, "takeover", now, holder=previous, detail=detail)
+        case = self._moved(moderator, number, Move.TAKEOVER, now, holder=previous, detail=detail)
         if isinstance(case, str):
             return case
         try:
@@ -1018,7 +1018,7 @@ class Relay:
                     s,
                     self.cipher,
                     number,
-                    "takeover",
+                    Move.TAKEOVER,
                     cases.SYSTEM,
                     now,
                     moderator_id=previous,
@@ -1062,7 +1062,7 @@ class Relay:
             return cards.USER_GONE
         self._unreachable.discard(moderator.user_id)  # they wrote to the bot: their chat is open again
         self._record_trail(case.user_ref, sent)
-        self._transcribe(case.number, cases.MODERATOR, text)
+        self._transcribe(case.number, Sender.MODERATOR, text)
         self._audit(moderator, "reply", case.number)
         return None
 
@@ -1077,7 +1077,7 @@ class Relay:
             case = self._target(moderator, replied_to)
         except TargetError as exc:
             return str(exc)
-        self._transcribe(case.number, "note", text)
+        self._transcribe(case.number, Sender.NOTE, text)
         self._audit(moderator, "note", case.number)
         return f"Note added to case #{case.number}. The young person doesn't see notes."
 
@@ -1156,7 +1156,7 @@ class Relay:
         self._blocked[case.user_ref] = blocked.until
         logger.info("case #%d: its person was blocked (block #%d)", case_number, blocked.id)
         if case.state is not CaseState.CLOSED:
-            closed = self._moved(moderator, case_number, "close", now, holder=moderator.user_id)
+            closed = self._moved(moderator, case_number, Move.CLOSE, now, holder=moderator.user_id)
             if isinstance(closed, cases.CaseView):
                 await self._update_card(closed)
                 if closed.chat_id is not None:
@@ -1235,7 +1235,7 @@ class Relay:
             logger.error("finding a moderator's case failed: %s", type(exc).__name__)
             raise TargetError(cards.DATABASE_DOWN) from None
 
-    async def _to_moderator(self, case: cases.CaseView, text: str, sender: str) -> bool:
+    async def _to_moderator(self, case: cases.CaseView, text: str, sender: Sender) -> bool:
         """Relay a line of a claimed case to the moderator holding it, and keep it in the transcript.
 
         The allow-list is checked on every line: a holder no longer on it, or whose chat refuses the
@@ -1265,7 +1265,7 @@ class Relay:
         try:
             with self.sessions.begin() as session:
                 moved = cases.move(
-                    session, self.cipher, case.number, "requeue", cases.SYSTEM, now, holder=case.claimed_by
+                    session, self.cipher, case.number, Move.REQUEUE, cases.SYSTEM, now, holder=case.claimed_by
                 )
         except (LookupError, TransitionError):
             return  # closed, released or taken over meanwhile
@@ -1382,10 +1382,10 @@ class Relay:
 
         return self._db(find)
 
-    def _transcript(self, number: int) -> list[tuple[str, str]]:
+    def _transcript(self, number: int) -> list[tuple[Sender, str]]:
         return self._db(lambda s: cases.transcript(s, self.cipher, number)) or []
 
-    def _transcribe(self, number: int, sender: str, text: str) -> None:
+    def _transcribe(self, number: int, sender: Sender, text: str) -> None:
         now = self.clock()
         self._db(lambda s: cases.add_message(s, self.cipher, number, sender, text, now))
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from actions.db import engine_for
-from actions.models import Base
+from actions import models as _directory_tables  # noqa: F401 - the directory's tables, on the kernel's base
+from actions.db import Base, engine_for
 from actions.settings import get_settings
 from bot import models as _case_tables  # noqa: F401 - the adapter's case tables share the base
 
