@@ -23,20 +23,18 @@ what is still to be written, in memory, per adapter process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import itertools
 import logging
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
-from telegram.constants import MessageLimit
-from telegram.error import BadRequest, RetryAfter
 
 from bot import cards, cases
-from bot.cards import Say
+from bot.channel import Channel, ChatBusyError, MessageGoneError, Say, parts
 from bot.crypto import Cipher
 from bot.escalation import CaseState, Sender
 
@@ -48,18 +46,6 @@ WAIT_FOR_WRITES_SECONDS = 2.0  # how long a caller waits for the board before ca
 RETRY_FIRST_SECONDS = 5.0
 RETRY_MAX_SECONDS = 60.0
 FIRST = -1  # rank of what must leave the group first: a person's words they asked us to forget
-
-
-class Writer(Protocol):
-    """What the board writes with (the relay's outbox)."""
-
-    async def send(self, chat_id: int, message: Say) -> list[int]:
-        """Send a message; return its parts' ids."""
-        ...
-
-    async def edit(self, chat_id: int, message_id: int, message: Say) -> None:
-        """Replace a message's text and buttons."""
-        ...
 
 
 class GroupWindow:
@@ -105,26 +91,12 @@ class _Owed:
     not_before: float = 0.0
 
 
-def _seconds(value: int | float | dt.timedelta) -> float:
-    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
-
-
-def _parts(text: str) -> int:
-    return 1 + (len(text) - 1) // MessageLimit.MAX_TEXT_LENGTH if text else 1
-
-
-def _message_gone(exc: BadRequest) -> bool:
-    """Return whether Telegram says the message to edit is no longer there (deleted from the group)."""
-    text = str(exc).lower()
-    return "message to edit not found" in text or "message can't be edited" in text
-
-
 class CardBoard:
     """Owed writes into the moderators' group, written as Telegram's group limit allows, latest wins."""
 
     def __init__(
         self,
-        writer: Writer,
+        writer: Channel,
         group: int | None,
         sessions: sessionmaker[Session],
         cipher: Cipher,
@@ -248,8 +220,8 @@ class CardBoard:
             self._writing = owed.key
             try:
                 await self._write(owed)
-            except RetryAfter as exc:
-                seconds = _seconds(exc.retry_after)
+            except ChatBusyError as exc:
+                seconds = exc.seconds
                 logger.warning("moderators' group at Telegram's limit; writing again in %.0f s", seconds)
                 self.window.shut(now, seconds)
                 self._again(owed, now, backoff=False)
@@ -272,7 +244,7 @@ class CardBoard:
         self._owed[owed.key] = owed
 
     async def _post(self, text: Say) -> int:
-        self.window.take(self._seconds(), _parts(text.text))
+        self.window.take(self._seconds(), parts(self.writer, text.text))
         assert self.group is not None
         return (await self.writer.send(self.group, text))[-1]
 
@@ -284,11 +256,8 @@ class CardBoard:
         if owed.number is not None:
             await self._write_card(owed.number, owed.new_card, owed.rank)
         elif owed.message is not None and owed.text is not None:
-            try:
+            with contextlib.suppress(MessageGoneError):
                 await self._edit(*owed.message, owed.text)
-            except BadRequest as exc:
-                if not _message_gone(exc):
-                    raise
         elif owed.text is not None:
             posted = await self._post(owed.text)
             if owed.note is not None:
@@ -328,9 +297,7 @@ class CardBoard:
             try:
                 await self._edit(old[0], old[1], card)
                 return
-            except BadRequest as exc:
-                if not _message_gone(exc):
-                    raise
+            except MessageGoneError:
                 logger.warning("the card of case #%d was gone from the group; posting it again", number)
                 old = (None, None)
         if case.state is CaseState.CLOSED:

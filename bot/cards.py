@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.cases import CaseView
+from bot.channel import Say
 from bot.escalation import UK_TIME, CaseState, HolderGone, Move, Sender, case_button, waited
 from bot.models import UserBlock
 from bot.pseudonym import case_tag
@@ -48,14 +49,6 @@ MEDIA_NAMES = {
     "venue": "a place",
     "contact": "a phone contact",
 }
-
-
-@dataclass(frozen=True)
-class Say:
-    """One message to show: its text and inline buttons as (title, callback data)."""
-
-    text: str
-    buttons: tuple[tuple[str, str], ...] = ()
 
 
 def _clock(at: dt.datetime) -> str:

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from actions.db import sessionmaker_for, upgrade
-from bot.cards import Say
+from bot.channel import Say
 from bot.pseudonym import pseudonym
 from bot.rasa_client import RasaClient
 from bot.relay import Moderator, Person, Relay
+from bot.responses import response_text
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ MODERATORS_GROUP = -1
 JOBS_EVERY_SECONDS = 10
 PURGE_EVERY_SECONDS = 3600
 QUIT_COMMANDS = {"/quit", "/q"}
+GOODBYE = "utter_terminal_goodbye"
 INTRO = """Signpost terminal chat. Type a message and press Enter; type a button's number to press it.
 You are the young person. To act as the moderator, start a line with /mod:
   /mod queue        open cases          /mod claim 1   take case 1
@@ -44,11 +46,18 @@ You are the young person. To act as the moderator, start a line with /mod:
 
 @dataclass
 class ConsoleOutbox:
-    """Prints what the bot would send to each chat; numbers the person's buttons."""
+    """The terminal channel: prints what the bot would send to each chat; numbers the person's buttons.
+
+    It plays Telegram's part for deleting (it says what would be deleted, as quick exit would) and shows
+    no typing indicator.
+    """
 
     out: TextIO
     buttons: list[tuple[str, str]] = field(default_factory=list)
     next_id: int = 1
+    can_delete: bool = field(default=True, init=False)
+    shows_typing: bool = field(default=False, init=False)
+    max_text_chars: int = field(default=1_000_000, init=False)
 
     def _print(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -178,7 +187,7 @@ async def run_console(settings: Settings, stdin: TextIO = sys.stdin, out: TextIO
                 out.flush()
                 line = await loop.run_in_executor(None, stdin.readline)
                 if not line or line.strip().lower() in QUIT_COMMANDS:
-                    out.write("\nBye. Childline is there any time on 0800 1111.\n")
+                    out.write(f"\n{response_text(GOODBYE)}\n")
                     return 0
                 await chat.handle_line(line)
         finally:

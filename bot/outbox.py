@@ -1,4 +1,6 @@
-"""The relay's messages through Telegram: long texts split, buttons as inline keyboards, errors retried.
+"""The Telegram channel's sending side (bot/channel.py's `Channel`): long texts split, buttons as inline
+keyboards, errors retried, and Telegram's errors turned into the core's (UnreachableError, ChatBusyError,
+MessageGoneError).
 
 Telegram's flood limits (Bot FAQ: about one message a second in a chat, 20 a minute in a group, 30 a
 second overall) are kept three ways. Our `ChatRateLimiter` (bot/ratelimit.py, set up in `app.py` when
@@ -29,8 +31,7 @@ from telegram.constants import ChatAction, MessageLimit
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 
-from bot.cards import Say
-from bot.relay import UnreachableError
+from bot.channel import ChatBusyError, MessageGoneError, Say, UnreachableError
 
 logger = logging.getLogger(__name__)
 
@@ -152,8 +153,28 @@ class ChatPacer:
         return lock
 
 
+class TelegramChatBusyError(RetryAfter, ChatBusyError):
+    """Telegram's 429 for a chat, as the core's ChatBusyError (and still python-telegram-bot's RetryAfter)."""
+
+
+def _busy(exc: RetryAfter) -> TelegramChatBusyError:
+    busy = TelegramChatBusyError(exc.retry_after)
+    busy.seconds = _seconds(exc.retry_after)
+    return busy
+
+
+def _message_gone(exc: BadRequest) -> bool:
+    """Return whether Telegram says the message to edit is no longer there (deleted from the chat)."""
+    text = str(exc).lower()
+    return "message to edit not found" in text or "message can't be edited" in text
+
+
 class TelegramOutbox:
     """Sends, edits and deletes through the Bot API, with retries (and private chats paced)."""
+
+    can_delete = True  # for 48 hours after sending (the Bot API's deleteMessage)
+    shows_typing = True
+    max_text_chars = MessageLimit.MAX_TEXT_LENGTH
 
     def __init__(
         self, bot: Bot, first_delay: float = FIRST_DELAY_SECONDS, pacer: ChatPacer | None = None
@@ -195,6 +216,8 @@ class TelegramOutbox:
                     chat_id,
                 )
         except BadRequest as exc:
+            if _message_gone(exc):
+                raise MessageGoneError(type(exc).__name__) from exc
             if "not modified" not in str(exc).lower():
                 raise
 
@@ -245,7 +268,7 @@ class TelegramOutbox:
                 raise
             except RetryAfter as exc:
                 if is_group(chat_id) or self.limited:
-                    raise
+                    raise _busy(exc) from exc
                 wait = min(_seconds(exc.retry_after), MAX_RETRY_AFTER_SECONDS)
                 logger.warning("Telegram asked us to wait %.0f s (attempt %d)", wait, attempt)
                 if attempt == ATTEMPTS:

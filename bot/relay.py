@@ -1,7 +1,8 @@
 """The relay: a person's messages go to Rasa, or to the moderator holding their case; handover runs here.
 
-One instance per adapter process. It speaks through an `Outbox` (Telegram, or the terminal in local
-mode), so the same code runs both. Per person, messages are handled one at a time and in order.
+One instance per adapter process. It speaks through a `Channel` (bot/channel.py: Telegram, or the
+terminal in local mode), so the same code runs both.
+Per person, messages are handled one at a time and in order.
 Nothing here logs what anyone wrote (DESIGN.md, non-negotiable 3). Privacy runs here too: quick exit,
 "forget me", flood control, blocks and the moderators' audit trail (bot/privacy.py holds the queries).
 """
@@ -19,7 +20,7 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from actions.db import sessionmaker_for
 from bot import cards, cases, privacy
 from bot.board import FIRST, CardBoard
-from bot.cards import Say
+from bot.channel import Channel, Say, UnreachableError
 from bot.crypto import Cipher
 from bot.escalation import (
     CaseState,
@@ -78,10 +79,6 @@ FORGET_YES, FORGET_NO = "forget:yes", "forget:no"
 _T = TypeVar("_T")
 
 
-class UnreachableError(Exception):
-    """The chat can't be written to (the person blocked the bot, or never started a chat with it)."""
-
-
 class LeftError(Exception):
     """The person left (quick exit, forget me) while their message was with Rasa: it was cancelled."""
 
@@ -89,30 +86,6 @@ class LeftError(Exception):
 # The person and their generation that the running work belongs to: what a person sent before they left
 # (quick exit, forget me) belongs to an older generation, and nothing of it may reach their chat after.
 _TURN: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("turn", default=None)
-
-
-class Outbox(Protocol):
-    """Where the relay's messages go: Telegram, or the terminal in local mode."""
-
-    async def send(self, chat_id: int, message: Say) -> list[int]:
-        """Send a message (split if too long); return its parts' ids, in order. Raise UnreachableError."""
-        ...
-
-    async def edit(self, chat_id: int, message_id: int, message: Say) -> None:
-        """Replace a message's text and buttons."""
-        ...
-
-    async def delete(self, chat_id: int, message_id: int) -> bool:
-        """Delete a message from a chat; return False where that isn't allowed."""
-        ...
-
-    async def delete_many(self, chat_id: int, message_ids: list[int]) -> None:
-        """Delete messages from a chat, as many as the platform allows (best effort)."""
-        ...
-
-    async def typing(self, chat_id: int) -> None:
-        """Show "typing…" in a chat."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -228,7 +201,7 @@ class Relay:
         self,
         settings: Settings,
         rasa: RasaClient,
-        outbox: Outbox,
+        outbox: Channel,
         sessions: sessionmaker[Session],
         clock: Callable[[], dt.datetime] = utcnow,
         trackers: sessionmaker[Session] | None = None,
@@ -360,7 +333,7 @@ class Relay:
             doomed[1].append(message_id)
             deleted = True
         else:
-            deleted = await self.outbox.delete(person.chat_id, message_id)
+            deleted = self.outbox.can_delete and await self.outbox.delete(person.chat_id, message_id)
         logger.info("deleted=%s media of kind %s from a person", deleted, kind)
         if not await self._arrived(person, None if deleted else message_id):
             return
@@ -375,7 +348,7 @@ class Relay:
 
     async def user_personal(self, person: Person, kind: str, message_id: int) -> None:
         """A person shared a location or contact: remove it from the chat and say so."""
-        deleted = await self.outbox.delete(person.chat_id, message_id)
+        deleted = self.outbox.can_delete and await self.outbox.delete(person.chat_id, message_id)
         if not await self._arrived(person, None if deleted else message_id):
             return
 
@@ -760,6 +733,9 @@ class Relay:
                 await self.outbox.typing(chat_id)
                 await asyncio.sleep(TYPING_EVERY_SECONDS)
 
+        if not self.outbox.shows_typing:
+            yield
+            return
         task = asyncio.create_task(keep_typing())
         try:
             yield
