@@ -1,4 +1,5 @@
-"""The composition root: `build_application(settings)` wires Telegram, the relay, Rasa and the database."""
+"""The composition root: `build_application(settings)` wires Telegram, the core (bot/relay.py), Rasa and
+the database."""
 
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ from bot.handlers.errors import on_error
 from bot.outbox import TelegramOutbox
 from bot.rasa_client import RasaClient
 from bot.ratelimit import ChatRateLimiter
-from bot.relay import Relay, utcnow
+from bot.relay import Relay, assemble
 from bot.settings import Settings
+from bot.store import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -117,15 +119,14 @@ async def _post_init(application: Application) -> None:  # type: ignore[type-arg
     """Open the Rasa client once for the process (closed in _post_shutdown); load the blocks in force;
     give back to the queue any case held by someone no longer on MODERATOR_USER_IDS."""
     relay: Relay = application.bot_data[RELAY]
-    await relay.rasa.__aenter__()
-    relay.refresh_blocks()
-    await relay.return_lost_claims()
+    await relay.conversation.rasa.__aenter__()
+    await relay.start()
 
 
 async def _post_shutdown(application: Application) -> None:  # type: ignore[type-arg]
     relay: Relay = application.bot_data[RELAY]
     await relay.board.close()
-    await relay.rasa.__aexit__()
+    await relay.conversation.rasa.__aexit__()
 
 
 def build_application(
@@ -155,7 +156,8 @@ def build_application(
         builder = builder.request(request).get_updates_request(request)
     application = builder.build()
     rasa = RasaClient(settings.rasa_url, settings.rasa_patience_seconds, transport=rasa_transport)
-    relay = Relay(
+    # The core, its parts made once for the Telegram channel (the terminal makes its own: bot/console.py).
+    relay = assemble(
         settings, rasa, TelegramOutbox(application.bot), sessionmaker_for(settings.database_url), clock
     )
     application.bot_data[RELAY] = relay

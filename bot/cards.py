@@ -184,6 +184,16 @@ def unsupported_notice(kind: str) -> str:
     return f"[the user sent {MEDIA_NAMES.get(kind, 'a ' + kind.replace('_', ' '))}, which can't be relayed]"
 
 
+def pressed_notice(title: str) -> str:
+    """Return what a moderator sees when the young person pressed one of the bot's buttons."""
+    return f"[pressed the button \u201c{title}\u201d]"
+
+
+def edited_notice(text: str) -> str:
+    """Return a young person's edited message as its moderator sees it."""
+    return f"[edited] {text}"
+
+
 QUICK_EXIT_NOTICE = "[the user pressed quick exit: their chat was cleared; they may not be able to talk now]"
 
 
@@ -306,6 +316,45 @@ def not_held(number: int, state: CaseState) -> str:
     return f"Case #{number} isn't held by anyone: /claim {number} takes it."
 
 
+def claimed(number: int) -> str:
+    """Return the answer to a claim."""
+    return f"Case #{number} is yours. Carry on in your private chat with the bot."
+
+
+def closed(number: int) -> str:
+    """Return the answer to a close."""
+    return f"Case #{number} is closed."
+
+
+def no_case(number: int) -> str:
+    """Return the answer about a case number that doesn't exist (any more)."""
+    return f"There is no case #{number}."
+
+
+def cannot_move(number: int, move: Move) -> str:
+    """Return why a move the case's state doesn't allow (now) was not made."""
+    if move is Move.RELEASE:
+        return not_yours(number, move.value, None)
+    if move is Move.TAKEOVER:
+        return f"Case #{number} changed meanwhile. Nothing changed; /queue shows it now."
+    return f"Case #{number} is already {'claimed or closed' if move is Move.CLAIM else 'closed'}."
+
+
+def noted(number: int) -> str:
+    """Return the answer to /note."""
+    return f"Note added to case #{number}. The young person doesn't see notes."
+
+
+def no_block(block_id: int) -> str:
+    """Return the answer to /unblock for a block that isn't in force."""
+    return f"There is no block #{block_id} in force."
+
+
+def unblocked(block_id: int) -> str:
+    """Return the answer to /unblock."""
+    return f"Block #{block_id} is lifted."
+
+
 def not_yours(number: int, what: str, holder: str | None) -> str:
     """Return why a moderator can't release, close or block a case another moderator holds."""
     if what == Move.RELEASE.value:
@@ -371,3 +420,6 @@ START_PRIVATE_CHAT = (
 TEXT_ONLY = "Only text reaches the young person. Nothing was sent."
 USER_GONE = "The young person can't be reached (they may have blocked the bot). You can /close the case."
 SAY_WHICH_CASE = "Say which case, e.g. /{command} 12. /queue lists open cases."
+NOTE_HOW = "Write the note after /note, e.g. /note said school is aware."
+UNBLOCK_HOW = "Say which block, e.g. /unblock 3. /blocks lists them."
+NOT_FROM_A_CASE = "That message isn't from a case. Nothing was sent."

@@ -18,9 +18,10 @@ from typing import TextIO
 
 from actions.db import sessionmaker_for, upgrade
 from bot.channel import Say
+from bot.people import Moderator, Person
 from bot.pseudonym import pseudonym
 from bot.rasa_client import RasaClient
-from bot.relay import Moderator, Person, Relay
+from bot.relay import Relay, assemble
 from bot.responses import response_text
 from bot.settings import Settings
 
@@ -131,18 +132,19 @@ class ConsoleChat:
         """Act as the moderator: the same relay calls as Telegram's buttons and private chat."""
         word, _, rest = command.partition(" ")
         number = int(rest.strip().lstrip("#")) if rest.strip().lstrip("#").isdigit() else None
+        desk = self.relay.desk
         if word == "queue":
-            answer: str | None = self.relay.queue(self.moderator.user_id)
+            answer: str | None = await desk.queue(self.moderator.user_id)
         elif word == "claim" and number is not None:
-            answer = await self.relay.claim(self.moderator, number)
+            answer = await desk.claim(self.moderator, number)
         elif word == "close":
-            answer = await self.relay.moderator_close(self.moderator, number, None)
+            answer = await desk.close_named(self.moderator, number, None)
         elif word == "note":
-            answer = await self.relay.moderator_note(self.moderator, rest, None)
+            answer = await desk.note(self.moderator, rest, None)
         elif word == "block":
-            answer = await self.relay.block(self.moderator, number, None)
+            answer = await desk.block(self.moderator, number, None)
         elif command:
-            answer = await self.relay.moderator_text(self.moderator, command, None)
+            answer = await desk.text(self.moderator, command, None)
         else:
             answer = "Type /mod queue, /mod claim <number>, /mod <text>, /mod note <text> or /mod close."
         if answer:
@@ -175,8 +177,8 @@ async def run_console(settings: Settings, stdin: TextIO = sys.stdin, out: TextIO
     outbox = ConsoleOutbox(out)
     out.write(INTRO)
     async with RasaClient(settings.rasa_url, settings.rasa_patience_seconds) as client:
-        relay = Relay(settings, client, outbox, sessionmaker_for(settings.database_url))
-        relay.refresh_blocks()
+        relay = assemble(settings, client, outbox, sessionmaker_for(settings.database_url))
+        await relay.start()
         person = Person(PERSON_CHAT, pseudonym(settings.pseudonym_key, f"console-{uuid.uuid4().hex}"))
         chat = ConsoleChat(relay, outbox, person)
         jobs = asyncio.create_task(_jobs(relay))

@@ -81,6 +81,10 @@ class FloodGuard:
         """Drop what is known about a person (they asked to be forgotten)."""
         self._buckets.pop(ref, None)
 
+    def knows(self, ref: str) -> bool:
+        """Return whether a bucket is kept for the person."""
+        return ref in self._buckets
+
     def _bucket(self, ref: str, now: float) -> _Bucket:
         bucket = self._buckets.get(ref)
         if bucket is None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from telegram.ext import ContextTypes
 
+from bot.people import Person
 from bot.pseudonym import pseudonym
-from bot.relay import Person, Relay
+from bot.relay import Relay
 
 RELAY = "relay"
 

@@ -10,7 +10,7 @@ from telegram.ext import ContextTypes
 
 from bot import cards
 from bot.handlers import relay_of
-from bot.relay import Moderator, Quoted
+from bot.people import Moderator, Quoted
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +46,7 @@ async def on_card_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     query, moderator = update.callback_query, _moderator(update)
     if query is None or moderator is None:
         return
-    answer = await relay_of(context).moderator_button(
-        moderator.user_id, moderator.name, str(query.data or "")
-    )
+    answer = await relay_of(context).desk.button(moderator, str(query.data or ""))
     await query.answer(answer, show_alert=True)
 
 
@@ -61,7 +59,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await _answer(update, COMMANDS_HELP)
         return
     await _answer(
-        update, await relay_of(context).moderator_text(moderator, message.text, _replied_to(update, context))
+        update, await relay_of(context).desk.text(moderator, message.text, _replied_to(update, context))
     )
 
 
@@ -85,7 +83,7 @@ async def on_note(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if moderator is not None:
         text = " ".join(context.args or [])
         await _answer(
-            update, await relay_of(context).moderator_note(moderator, text, _replied_to(update, context))
+            update, await relay_of(context).desk.note(moderator, text, _replied_to(update, context))
         )
 
 
@@ -100,7 +98,7 @@ async def on_close(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if moderator is not None:
         number = _number(context.args)
         await _answer(
-            update, await relay_of(context).moderator_close(moderator, number, _replied_to(update, context))
+            update, await relay_of(context).desk.close_named(moderator, number, _replied_to(update, context))
         )
 
 
@@ -113,7 +111,7 @@ async def on_claim(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if number is None:
         await _answer(update, cards.SAY_WHICH_CASE.format(command="claim"))
         return
-    await _answer(update, await relay_of(context).claim(moderator, number))
+    await _answer(update, await relay_of(context).desk.claim(moderator, number))
 
 
 async def on_release(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -122,7 +120,7 @@ async def on_release(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     if moderator is not None:
         number = _number(context.args)
         await _answer(
-            update, await relay_of(context).release(moderator, number, _replied_to(update, context))
+            update, await relay_of(context).desk.release(moderator, number, _replied_to(update, context))
         )
 
 
@@ -135,7 +133,7 @@ async def on_takeover(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if number is None:
         await _answer(update, cards.SAY_WHICH_CASE.format(command="takeover"))
         return
-    await _answer(update, await relay_of(context).takeover(moderator, number))
+    await _answer(update, await relay_of(context).desk.takeover(moderator, number))
 
 
 async def on_queue(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -149,9 +147,9 @@ async def on_queue(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     relay = relay_of(context)
     if chat is not None and chat.type != ChatType.PRIVATE:
-        await relay.queue_in_group(user.id)
+        await relay.desk.queue_in_group(user.id)
         return
-    await _answer(update, relay.queue(user.id))
+    await _answer(update, await relay.desk.queue(user.id))
 
 
 async def on_block(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -159,18 +157,20 @@ async def on_block(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     moderator = _moderator(update)
     if moderator is not None:
         number = _number(context.args)
-        await _answer(update, await relay_of(context).block(moderator, number, _replied_to(update, context)))
+        await _answer(
+            update, await relay_of(context).desk.block(moderator, number, _replied_to(update, context))
+        )
 
 
 async def on_unblock(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """`/unblock <block number>`: lift a block early."""
     moderator = _moderator(update)
     if moderator is not None:
-        await _answer(update, relay_of(context).unblock(moderator, _number(context.args)))
+        await _answer(update, await relay_of(context).desk.unblock(moderator, _number(context.args)))
 
 
 async def on_blocks(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """`/blocks`: the blocks in force."""
     moderator = _moderator(update)
     if moderator is not None:
-        await _answer(update, relay_of(context).blocks(moderator))
+        await _answer(update, await relay_of(context).desk.blocks(moderator))

@@ -10,7 +10,7 @@ from telegram.ext import ContextTypes
 
 from bot import cards
 from bot.handlers import person_of, relay_of
-from bot.relay import Person
+from bot.people import Person
 
 logger = logging.getLogger(__name__)
 

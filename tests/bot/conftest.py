@@ -410,7 +410,7 @@ async def harness(cases_url: str, trackers_url: str) -> AsyncIterator[Callable[.
         assert app.post_init is not None
         await app.post_init(app)
         started.append(app)
-        outbox = app.bot_data[RELAY].outbox
+        outbox = app.bot_data[RELAY].channel
         outbox.first_delay = 0.01
         return Harness(app, request, rasa, clock)
 

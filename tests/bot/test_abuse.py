@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from bot.flood import FloodGuard, Limits, Verdict
-from bot.relay import MAX_HELD_PER_PERSON, MAX_TEXT_CHARS
+from bot.gate import MAX_HELD_PER_PERSON
 from bot.responses import response_text
+from bot.text import MAX_TEXT_CHARS
 from tests.bot.conftest import BOT_ID, GROUP, MODERATOR, PERSON, STRANGER, Clock, FakeRasa, message
 from tests.bot.test_handover import case_number, opened
 

@@ -155,7 +155,7 @@ async def limited(cases_url: str, trackers_url: str) -> AsyncIterator[Build]:
         assert app.post_init is not None
         await app.post_init(app)
         started.append(app)
-        app.bot_data[RELAY].outbox.first_delay = 0.001
+        app.bot_data[RELAY].channel.first_delay = 0.001
         return Harness(app, request, rasa, clock), request
 
     yield build

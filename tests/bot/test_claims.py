@@ -3,7 +3,6 @@ queue, /release, takeover, and the reminder about a claimed case nobody answers.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
@@ -86,7 +85,7 @@ async def test_the_allowlist_is_checked_when_a_line_is_relayed_not_only_at_start
     h, number = await claimed(harness)
     before = len(h.request.sent(MODERATOR))
     # The list changed under the running relay (as another instance, restarted, would see it).
-    h.relay.settings = dataclasses.replace(h.relay.settings, moderator_user_ids=frozenset({OTHER_MODERATOR}))
+    h.relay.roster.allowlist = frozenset({OTHER_MODERATOR})
     await h.text(PERSON, "hello? are you there")
     assert len(h.request.sent(MODERATOR)) == before
     assert case_row(h).state == "queued"

@@ -10,8 +10,9 @@ import pytest
 
 from actions.db import sessionmaker_for
 from bot.console import PERSON_CHAT, ConsoleChat, ConsoleOutbox, local_settings
+from bot.people import Person
 from bot.rasa_client import RasaClient
-from bot.relay import Person, Relay
+from bot.relay import assemble
 from bot.responses import CRISIS_RESPONSE, response_text
 from tests.bot.conftest import FakeRasa, settings_for
 
@@ -37,7 +38,7 @@ async def console(cases_url: str) -> AsyncIterator[tuple[ConsoleChat, io.StringI
     settings = local_settings(settings_for(cases_url, telegram_bot_token=None))
     async with RasaClient(settings.rasa_url, transport=httpx.MockTransport(rasa.handle)) as client:
         outbox = ConsoleOutbox(out)
-        relay = Relay(settings, client, outbox, sessionmaker_for(settings.database_url))
+        relay = assemble(settings, client, outbox, sessionmaker_for(settings.database_url))
         yield ConsoleChat(relay, outbox, Person(PERSON_CHAT, "pseudo-console")), out, rasa
 
 

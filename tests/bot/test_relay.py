@@ -7,8 +7,8 @@ import logging
 import pytest
 from telegram import Update
 
+from bot.conversation import RETRY_FIRST_SECONDS, TYPING_AFTER_SECONDS
 from bot.pseudonym import pseudonym
-from bot.relay import TYPING_AFTER_SECONDS
 from bot.responses import response_text
 from tests.bot.conftest import GROUP, KEY, MODERATOR, PERSON, FakeRasa, message
 
@@ -197,7 +197,9 @@ async def test_rasa_down_still_gives_the_crisis_numbers_and_the_message_is_retri
     for number in ("999", "0800 1111", "85258", "116 123"):
         assert number in said
     h.rasa.down = False
-    h.relay._pending[pseudonym(KEY.encode(), PERSON)].next_try = 0  # the retry job's time has come
+    await h.relay.retry_pending()
+    assert h.rasa.messages() == []  # not yet: the retry waits out its backoff, on the one clock
+    h.clock.advance(seconds=RETRY_FIRST_SECONDS)  # the retry job's time has come
     await h.relay.retry_pending()
     assert h.rasa.messages() == ["please help"]
     assert h.request.texts(PERSON).endswith("echo: please help")
