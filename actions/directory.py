@@ -22,7 +22,9 @@ from typing import Any
 import yaml
 
 from actions.db import sessionmaker_for, upgrade
-from actions.hsds import RejectedImportError, ensure_ready, export_services, import_path
+from actions.hsds_export import export_services
+from actions.hsds_format import RejectedImportError
+from actions.hsds_write import ensure_ready, import_path
 from actions.locate import Located, gazetteer
 from actions.models import NEEDS
 from actions.services import Found, Listing, Wording, find_services, hours_text, render_all

@@ -15,7 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.db import sessionmaker_for
-from actions.hsds import prepared
+from actions.hsds_write import prepared
 from actions.locate import Located, NotLocated, gazetteer
 from actions.models import NEEDS
 from actions.services import Found, Wording, find_services, render_all

@@ -38,7 +38,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from actions.db import analyze, engine_for, sessionmaker_for, upgrade
-from actions.hsds import SEED_FILE, import_records, read_records
+from actions.hsds_format import SEED_FILE
+from actions.hsds_read import read_records
+from actions.hsds_write import import_records
 from actions.locate import gazetteer
 from actions.models import NEEDS, STATISTICAL_GEOGRAPHY
 from actions.services import find_services

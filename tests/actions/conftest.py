@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from actions.hsds import SEED_FILE, import_records, read_records
+from actions.hsds_format import SEED_FILE
+from actions.hsds_read import read_records
+from actions.hsds_write import import_records
 from actions.locate import Gazetteer, gazetteer
 from actions.settings import DEFAULT_GEO_TABLES, get_settings
 

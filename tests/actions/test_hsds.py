@@ -11,14 +11,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from actions.hsds import (
-    SEED_FILE,
-    TEMPLATE_FILE,
-    RejectedImportError,
-    export_services,
-    import_records,
-    read_records,
-)
+from actions.hsds_export import export_services
+from actions.hsds_format import SEED_FILE, TEMPLATE_FILE, RejectedImportError
+from actions.hsds_read import read_records
+from actions.hsds_write import import_records
 from actions.models import Phone, Schedule, Service, ServiceArea
 
 ROOT = Path(__file__).resolve().parents[2]

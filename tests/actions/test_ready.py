@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from actions.db import engine_for
-from actions.hsds import SEED_FILE
+from actions.hsds_format import SEED_FILE
 from actions.models import Service
 from tests.conftest import postgres_url
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from sqlalchemy.orm import Session
 
-from actions.hsds import import_records
+from actions.hsds_write import import_records
 from actions.locate import Authority
 from actions.models import Schedule
 from actions.services import Found, Wording, clock, day_span, find_services, hours_text, is_open, render
