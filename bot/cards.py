@@ -15,7 +15,17 @@ from dataclasses import dataclass
 
 from bot.cases import CaseView
 from bot.channel import Say
-from bot.escalation import UK_TIME, CaseState, HolderGone, Move, Sender, case_button, waited
+from bot.escalation import (
+    UK_TIME,
+    CaseState,
+    HolderGone,
+    Move,
+    NoTarget,
+    Sender,
+    TargetError,
+    case_button,
+    waited,
+)
 from bot.models import UserBlock
 from bot.pseudonym import case_tag
 
@@ -422,4 +432,27 @@ USER_GONE = "The young person can't be reached (they may have blocked the bot). 
 SAY_WHICH_CASE = "Say which case, e.g. /{command} 12. /queue lists open cases."
 NOTE_HOW = "Write the note after /note, e.g. /note said school is aware."
 UNBLOCK_HOW = "Say which block, e.g. /unblock 3. /blocks lists them."
-NOT_FROM_A_CASE = "That message isn't from a case. Nothing was sent."
+COMMANDS_HELP = (
+    "Commands: /queue (open cases) · /claim <number> · /note <text> · /close [number] · "
+    "/release [number] · /takeover <number> · /block [number] · /blocks · /unblock <block>. "
+    "Anything else you write here goes to the young person of your case."
+)
+EDITS_NOT_PASSED_ON = "Edits aren't passed on: the young person has the first version. Send a new message."
+MODERATOR_ERROR = (
+    "Something went wrong on the bot's side; that may not have worked. Check /queue and try again."
+)
+
+
+def no_target(error: TargetError) -> str:
+    """Return why a moderator's message reached no case (and that nothing was sent)."""
+    if error.why is NoTarget.NOT_A_CASE:
+        return "That message isn't from a case. Nothing was sent."
+    if error.why is NoTarget.NOT_HELD:
+        return "That message belongs to a case you don't hold now. Nothing was sent."
+    if error.why is NoTarget.NONE_HELD:
+        return "You don't hold a case. /queue lists open cases. Nothing was sent."
+    numbers = ", ".join(f"#{n}" for n in error.held)
+    return (
+        f"You hold {len(error.held)} cases ({numbers}). Reply to a message from the case you mean. "
+        "Nothing was sent."
+    )

@@ -21,6 +21,7 @@ from bot.conversation import Conversation
 from bot.escalation import (
     CaseState,
     Move,
+    NoTarget,
     NotHolderError,
     Priority,
     Sender,
@@ -77,7 +78,7 @@ def moderators_only(
             except RefusalError as exc:
                 return exc.answer
             except TargetError as exc:
-                return str(exc)
+                return cards.no_target(exc)
 
         return checked
 
@@ -412,7 +413,8 @@ class Desk:
         return self._target(moderator, replied_to).number
 
     def _target(self, moderator: Moderator, replied_to: Quoted | None) -> cases.CaseView:
-        """Return the case a moderator's message is for; raise TargetError saying why there is none."""
+        """Return the case a moderator's message is for; raise TargetError (why there is none) or a
+        RefusalError (the database is down)."""
         cipher = self.store.cipher
 
         def find(session: Session) -> cases.CaseView:
@@ -425,7 +427,7 @@ class Desk:
                 # that the moderator holds it.
                 replied = replied or replied_to.case_number
                 if replied is None:
-                    raise TargetError(cards.NOT_FROM_A_CASE)
+                    raise TargetError(NoTarget.NOT_A_CASE)
             number = pick_case(held, replied)
             row = cases.get_case(session, number)
             assert row is not None
@@ -434,7 +436,7 @@ class Desk:
         try:
             return self.store.unit(find, "finding a moderator's case")
         except DatabaseDownError:
-            raise TargetError(cards.DATABASE_DOWN) from None
+            raise RefusalError(cards.DATABASE_DOWN) from None
 
     def _link(self, moderator: Moderator, message_ids: list[int], number: int) -> None:
         self.store.db(

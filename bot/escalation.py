@@ -143,24 +143,34 @@ def parse_feedback_button(data: str | None) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
+class NoTarget(str, enum.Enum):
+    """Why a moderator's message could not be matched to one case (cards.no_target words it)."""
+
+    NOT_A_CASE = "not a case"  # they replied to a message that isn't a case's
+    NOT_HELD = "not held"  # they replied to a line of a case they don't hold now
+    NONE_HELD = "none held"
+    SEVERAL_HELD = "several held"  # and they didn't reply to say which
+
+
 class TargetError(Exception):
-    """A moderator's message could not be matched to one case; the message says what to do."""
+    """A moderator's message could not be matched to one case: why, and the cases they hold."""
+
+    def __init__(self, why: NoTarget, held: Sequence[int] = ()) -> None:
+        super().__init__(why.value)
+        self.why = why
+        self.held = tuple(sorted(held))
 
 
 def pick_case(held: Sequence[int], replied_to: int | None) -> int:
     """Return the case a moderator's message is for: the replied-to case, else the only one they hold."""
     if replied_to is not None:
         if replied_to not in held:
-            raise TargetError("That message belongs to a case you don't hold now. Nothing was sent.")
+            raise TargetError(NoTarget.NOT_HELD, held)
         return replied_to
     if not held:
-        raise TargetError("You don't hold a case. /queue lists open cases. Nothing was sent.")
+        raise TargetError(NoTarget.NONE_HELD)
     if len(held) > 1:
-        numbers = ", ".join(f"#{n}" for n in sorted(held))
-        raise TargetError(
-            f"You hold {len(held)} cases ({numbers}). Reply to a message from the case you mean. "
-            "Nothing was sent."
-        )
+        raise TargetError(NoTarget.SEVERAL_HELD, held)
     return held[0]
 
 

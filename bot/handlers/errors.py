@@ -9,15 +9,11 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
-from bot.escalation import is_moderator
+from bot import cards
 from bot.handlers import person_of, relay_of
 from bot.responses import response_text
 
 logger = logging.getLogger(__name__)
-
-MODERATOR_ERROR = (
-    "Something went wrong on the bot's side; that may not have worked. Check /queue and try again."
-)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -32,8 +28,8 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     if chat.type != ChatType.PRIVATE:
         return
     relay = relay_of(context)
-    moderator = user is not None and is_moderator(user.id, relay.settings.moderator_user_ids)
-    text = MODERATOR_ERROR if moderator else response_text("utter_adapter_error")
+    moderator = user is not None and relay.roster.is_moderator(user.id)
+    text = cards.MODERATOR_ERROR if moderator else response_text("utter_adapter_error")
     try:
         sent = await context.bot.send_message(chat.id, text)
     except Exception as exc:  # nothing more can be done; it is logged

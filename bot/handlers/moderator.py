@@ -14,12 +14,6 @@ from bot.people import Moderator, Quoted
 
 logger = logging.getLogger(__name__)
 
-COMMANDS_HELP = (
-    "Commands: /queue (open cases) · /claim <number> · /note <text> · /close [number] · "
-    "/release [number] · /takeover <number> · /block [number] · /blocks · /unblock <block>. "
-    "Anything else you write here goes to the young person of your case."
-)
-
 
 def _moderator(update: Update) -> Moderator | None:
     user = update.effective_user
@@ -56,7 +50,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if message is None or moderator is None or message.text is None:
         return
     if message.text.startswith("/"):  # a mistyped command must never reach a young person
-        await _answer(update, COMMANDS_HELP)
+        await _answer(update, cards.COMMANDS_HELP)
         return
     await _answer(
         update, await relay_of(context).desk.text(moderator, message.text, _replied_to(update, context))
@@ -72,9 +66,7 @@ async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """An edit can't change what the young person already has."""
     message = update.edited_message
     if message is not None:
-        await message.reply_text(
-            "Edits aren't passed on: the young person has the first version. Send a new message."
-        )
+        await message.reply_text(cards.EDITS_NOT_PASSED_ON)
 
 
 async def on_note(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -6,9 +6,11 @@ import datetime as dt
 
 import pytest
 
+from bot import cards
 from bot.escalation import (
     CaseState,
     Hours,
+    NoTarget,
     Priority,
     TargetError,
     TransitionError,
@@ -92,3 +94,11 @@ def test_moderators_hours_are_uk_time_and_may_cross_midnight() -> None:
 def test_waiting_time_reads_the_way_moderators_say_it() -> None:
     assert waited(T0, T0 + dt.timedelta(minutes=4, seconds=50)) == "4 min"
     assert waited(T0, T0 + dt.timedelta(minutes=65)) == "1 h 05 min"
+
+
+@pytest.mark.parametrize("why", list(NoTarget))
+def test_every_reason_a_message_reaches_no_case_is_worded_for_the_moderator(why: NoTarget) -> None:
+    answer = cards.no_target(TargetError(why, [3, 1]))
+    assert answer.endswith("Nothing was sent.")
+    if why is NoTarget.SEVERAL_HELD:
+        assert "(#1, #3)" in answer
