@@ -18,6 +18,8 @@ from sqlalchemy.exc import ArgumentError
 
 ENV_REFERENCE = re.compile(r"\$\{([^}]*)\}")
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+# Rasa's own SQL store, and ours (Rasa's, with database errors that never quote an event).
+SQL_STORES = {"sql", "rasa_addons.tracker_store.sqltrackerstore"}
 
 
 class TrackerStoreError(ValueError):
@@ -46,7 +48,7 @@ def rasa_tracker_store_url(endpoints: Path, env: Mapping[str, str]) -> str:
             f"{endpoints.name} has no tracker_store: Rasa would keep conversations in memory, out of reach"
         )
     store = {key: _expand(value, env) for key, value in store.items()}
-    if str(store.get("type", "")).lower() != "sql":
+    if str(store.get("type", "")).lower() not in SQL_STORES:
         raise TrackerStoreError(
             f"{endpoints.name}'s tracker_store is type {store.get('type')!r}; only an SQL store (type: SQL) "
             "can be cleared"

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "signpost.tar.gz"
@@ -86,6 +87,8 @@ def running_stack(
     lock_store_url: str | None = None,
     rasa_instances: int = 1,
     rasa_workers: int = 1,
+    action_port: int | None = None,
+    action_url: str | None = None,
 ) -> Iterator[Stack]:
     """Start the action server and Rasa (loopback only), yield when all answer, stop them after.
 
@@ -94,18 +97,20 @@ def running_stack(
     Redis lock store (`lock_store_url`, redis://host:port/db) Rasa runs with the production profile,
     `endpoints.prod.yml`, so several instances share conversations and take turns on each one, and
     each instance may run several worker processes on its one port (`rasa_workers`, Rasa's
-    SANIC_WORKERS, which Rasa allows only with such a lock store).
+    SANIC_WORKERS, which Rasa allows only with such a lock store). `action_port` chooses the action
+    server's port, and `action_url` sends Rasa's action calls elsewhere (a test's proxy in front of it).
     """
     if rasa_workers > 1 and not lock_store_url:
         raise ValueError("several Rasa workers need a shared lock store (lock_store_url)")
-    action_port, rasa_ports = free_port(), [free_port() for _ in range(rasa_instances)]
+    action_port, rasa_ports = action_port or free_port(), [free_port() for _ in range(rasa_instances)]
     database_url = database_url or f"sqlite:///{workdir / 'signpost.db'}"
     tracker_store_url = tracker_store_url or f"sqlite:///{workdir / 'trackers.db'}"
-    action_url = f"http://127.0.0.1:{action_port}/webhook"
+    action_url = action_url or f"http://127.0.0.1:{action_port}/webhook"
     endpoints = workdir / "endpoints.yml"
+    store_type = yaml.safe_load((ROOT / "endpoints.yml").read_text())["tracker_store"]["type"]
     endpoints.write_text(
         f'action_endpoint:\n  url: "{action_url}"\n'
-        f'tracker_store:\n  type: SQL\n  url: "{rasa_url_of(tracker_store_url)}"\n'
+        f'tracker_store:\n  type: {store_type}\n  url: "{rasa_url_of(tracker_store_url)}"\n'
     )
     env = {
         **os.environ,

@@ -481,8 +481,11 @@ def test_the_rasa_image_holds_what_config_and_endpoints_name_and_runs_offline() 
     stage = dockerfile_stages()["rasa"]
     for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         assert f"{variable}=1" in stage
-    names = (ROOT / "config.yml").read_text() + (ROOT / "endpoints.prod.yml").read_text()
-    for module in set(re.findall(r"\b(rasa_addons\.\w+)\.\w+", names)):
+    loaded = ("config.yml", "endpoints.prod.yml", "credentials.yml")  # Rasa loads what these name
+    names = "".join((ROOT / name).read_text() for name in loaded)
+    modules = set(re.findall(r"\b(rasa_addons\.\w+)\.\w+", names))
+    assert {"rasa_addons.channels", "rasa_addons.tracker_store", "rasa_addons.lock_store"} <= modules
+    for module in modules:
         assert (ROOT / (module.replace(".", "/") + ".py")).is_file()
         assert "rasa_addons" in copied("rasa")
     for path in re.findall(r"^\s+(?:model|model_weights): (\S+)$", (ROOT / "config.yml").read_text(), re.M):

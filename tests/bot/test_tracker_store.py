@@ -13,6 +13,7 @@ from bot.tracker_store import rasa_tracker_store_url
 KEY = "k" * 40
 TRANSCRIPT_KEY = "wJmQlB0KkBd1mV7mS4mF9lY0b8GqRt5nqvG3mZb2yUQ="
 BASE = {"PSEUDONYM_KEY": KEY, "TRANSCRIPT_KEYS": TRANSCRIPT_KEY}
+OURS = "tracker_store:\n  type: rasa_addons.tracker_store.SQLTrackerStore\n"  # Rasa's SQL store, quieter
 
 
 def endpoints(tmp_path: Path, tracker_store: str) -> Path:
@@ -44,6 +45,7 @@ def test_a_tracker_store_elsewhere_stops_start_up_with_a_clear_message(tmp_path:
         ("", "no tracker_store"),  # Rasa keeps conversations in memory
         ("tracker_store:\n  type: redis\n  url: localhost\n", "SQL"),
         ("tracker_store:\n  type: SQL\n  url: ${TRACKER_STORE_URL}\n  db: other\n", None),  # url wins
+        (OURS + "  url: ${TRACKER_STORE_URL}\n", None),
         ("tracker_store:\n  type: SQL\n", "rasa.db"),  # Rasa's own default: rasa.db where it runs
         ("tracker_store:\n  type: SQL\n  url: ${RASA_STORE}\n", "RASA_STORE"),  # not set here
     ],

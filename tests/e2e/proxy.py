@@ -9,7 +9,8 @@ is answered 502, and the caller (Telegram) retries. With no upstream reachable t
 
 :meth:`RoundRobinProxy.drop_next_answers` loses upstream answers on the way back (the upstream handled
 the request, the caller gets 504), as when an answer comes after nginx's ``proxy_read_timeout`` or the
-connection breaks: Telegram then delivers the same update again.
+connection breaks: Telegram then delivers the same update again. :meth:`RoundRobinProxy.delay_requests`
+holds each request that long before passing it on: a slow upstream.
 
     with RoundRobinProxy(["http://127.0.0.1:8001", "http://127.0.0.1:8002"]) as proxy:
         fake.webhook_via = proxy.base_url
@@ -82,6 +83,7 @@ class RoundRobinProxy(LoopbackServer):
         self._lock = threading.Lock()
         self._turn = 0
         self._drop = 0
+        self._delay = 0.0
         self._log: list[Forwarded] = []
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -132,6 +134,11 @@ class RoundRobinProxy(LoopbackServer):
         with self._lock:
             self._drop += times
 
+    def delay_requests(self, seconds: float) -> None:
+        """Hold every request from now on ``seconds`` before passing it on (0: pass at once again)."""
+        with self._lock:
+            self._delay = seconds
+
     def _take_drop(self) -> bool:
         with self._lock:
             if self._drop <= 0:
@@ -154,6 +161,10 @@ class RoundRobinProxy(LoopbackServer):
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        with self._lock:
+            delay = self._delay
+        if delay:
+            await asyncio.sleep(delay)
         headers = {
             name: value
             for name, value in request.headers.items()
