@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import logging
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,12 +20,14 @@ from typing import Any, ClassVar
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import JSON, DateTime, Dialect, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from actions.settings import ROOT
+from actions.settings import DEFAULT_TIMEOUTS, MIGRATION_TIMEOUTS, ROOT, Timeouts, url_for_display
 
 logger = logging.getLogger(__name__)
 
@@ -61,17 +64,45 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON}
 
 
-@lru_cache(maxsize=8)
-def engine_for(url: str) -> Engine:
-    """Return the process's engine for a database URL (SQLite files get their folder, FK checks and WAL)."""
+# SQLite's busy timeout where no lock timeout is set (migrations: the flock beside the file orders them).
+SQLITE_LONGEST_WAIT_SECONDS = 600.0
+
+
+class SchemaNotReadyError(RuntimeError):
+    """The database's schema is not at the newest migration; the message says what to run."""
+
+
+@lru_cache(maxsize=16)
+def engine_for(url: str, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> Engine:
+    """Return the process's engine for a database URL and timeouts (SQLite files get their folder, FK
+    checks and WAL). Every connection carries the timeouts: no call waits on the database for ever."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url)
+        busy = timeouts.lock if timeouts.lock is not None else SQLITE_LONGEST_WAIT_SECONDS
+        engine = create_engine(url, connect_args={"timeout": busy})
         event.listen(engine, "connect", _sqlite_settings)
         return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_timeout=timeouts.connect or 30.0,
+            connect_args=postgres_timeouts(timeouts, parsed.query.get("options")),
+        )
     return create_engine(url, pool_pre_ping=True)
+
+
+def postgres_timeouts(timeouts: Timeouts, options: str | tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Return libpq connection parameters for the timeouts (kept beside any options the URL sets)."""
+    settings = [options] if isinstance(options, str) else list(options or ())
+    for name, seconds in (("statement_timeout", timeouts.statement), ("lock_timeout", timeouts.lock)):
+        settings.append(f"-c {name}={round(seconds * 1000) if seconds is not None else 0}")
+    found: dict[str, Any] = {"options": " ".join(settings)}
+    if timeouts.connect is not None:
+        found["connect_timeout"] = max(1, math.ceil(timeouts.connect))  # libpq takes whole seconds
+    return found
 
 
 def _sqlite_settings(dbapi_connection: Any, _record: Any) -> None:
@@ -84,9 +115,9 @@ def _sqlite_settings(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def sessionmaker_for(url: str) -> sessionmaker[Session]:
-    """Return a session factory bound to the URL's engine."""
-    return sessionmaker(engine_for(url), expire_on_commit=False)
+def sessionmaker_for(url: str, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> sessionmaker[Session]:
+    """Return a session factory bound to the URL's engine (with these timeouts)."""
+    return sessionmaker(engine_for(url, timeouts), expire_on_commit=False)
 
 
 def alembic_config(url: str) -> Config:
@@ -106,7 +137,7 @@ def migration_lock(url: str) -> Iterator[None]:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
-        with engine_for(url).connect() as connection:
+        with engine_for(url, MIGRATION_TIMEOUTS).connect() as connection:
             connection = connection.execution_options(isolation_level="AUTOCOMMIT")
             connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             try:
@@ -141,5 +172,23 @@ def upgrade(url: str) -> None:
 def analyze(url: str) -> None:
     """Refresh the query planner's statistics after a bulk import (PostgreSQL and SQLite both plan
     the directory queries badly on a freshly loaded table until this runs)."""
-    with engine_for(url).begin() as connection:
+    with engine_for(url, MIGRATION_TIMEOUTS).begin() as connection:
         connection.execute(text("ANALYZE"))
+
+
+def check_schema(url: str, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> None:
+    """Raise SchemaNotReadyError, saying what to run, unless the database is at the newest migration.
+
+    Processes call this when they start (and the action server before its first query): migrating is
+    `make ready`'s work, done before any server starts, never on a request.
+    """
+    heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    with engine_for(url, timeouts).connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    if current != heads:
+        found = ", ".join(sorted(current)) or "no migration at all"
+        raise SchemaNotReadyError(
+            f"the database at {url_for_display(url)} is not up to date (it is at {found}; this code needs "
+            f"{', '.join(sorted(heads))}). Run `make ready` (or `.venv/bin/python -m actions.directory "
+            "ready`) with the same DATABASE_URL, then start again"
+        )

@@ -4,18 +4,20 @@ workers' front-door lookup. Thin: the work is in actions/services.py and actions
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import re
+from functools import lru_cache
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
+from sqlalchemy.exc import SQLAlchemyError
 
-from actions.db import sessionmaker_for
-from actions.hsds_write import prepared
+from actions.db import SchemaNotReadyError, check_schema, sessionmaker_for
 from actions.locate import Located, NotLocated, gazetteer
 from actions.models import NEEDS
 from actions.services import Found, Wording, find_services, render_all
@@ -68,16 +70,49 @@ def where(tracker: Tracker) -> Located | NotLocated | None:
     return gazetteer(get_settings().geo_tables).locate(str(location))
 
 
+class DirectoryUnavailableError(Exception):
+    """The directory can't be read now (the database is down, or its schema is not up to date)."""
+
+
+@lru_cache(maxsize=8)
+def _schema_checked(url: str) -> str:
+    """Return the URL once its schema is known to be at the newest migration (once per process).
+
+    The action server never migrates: `make ready` (or the deployment's migrate job) does before it
+    starts. rasa-sdk imports this module at start-up, where no work may run, so the check runs on the
+    first request instead; a failure is not cached, so the directory works as soon as someone migrates.
+    """
+    check_schema(url, get_settings().database_timeouts)
+    return url
+
+
 def search(located: Located | None, need: str | None, age: int | None) -> Found:
-    """Return services for a place (migrating and seeding an empty database first)."""
-    with sessionmaker_for(prepared(get_settings().database_url)).begin() as session:
-        return find_services(
-            session,
-            authority=located.authority if located else None,
-            need=need if need in NEEDS else None,
-            age=age,
-            now=dt.datetime.now(dt.timezone.utc),
-        )
+    """Return services for a place; raise DirectoryUnavailableError if the directory can't be read.
+
+    Blocking (synchronous SQLAlchemy, bounded by the database timeouts): actions call it off the loop.
+    """
+    settings = get_settings()
+    try:
+        url = _schema_checked(settings.database_url)
+        with sessionmaker_for(url, settings.database_timeouts).begin() as session:
+            return find_services(
+                session,
+                authority=located.authority if located else None,
+                need=need if need in NEEDS else None,
+                age=age,
+                now=dt.datetime.now(dt.timezone.utc),
+            )
+    except SchemaNotReadyError as exc:
+        logger.error("directory not ready: %s", exc)
+        raise DirectoryUnavailableError("schema") from None
+    except SQLAlchemyError as exc:
+        logger.error("directory search failed, database unavailable: %s", type(exc).__name__)
+        raise DirectoryUnavailableError(type(exc).__name__) from None
+
+
+async def search_off_loop(located: Located | None, need: str | None, age: int | None) -> Found:
+    """Search on a worker thread: the action server's event loop keeps serving other conversations."""
+    return await asyncio.to_thread(search, located, need, age)
 
 
 def _intent(tracker: Tracker) -> str | None:
@@ -161,7 +196,11 @@ class ActionFindServices(Action):
             if tracker.get_slot("role") == "worker"
             else AGE_FOR_GROUP.get(tracker.get_slot("age_group") or "")
         )
-        found = search(located, tracker.get_slot("service_need"), age)
+        try:
+            found = await search_off_loop(located, tracker.get_slot("service_need"), age)
+        except DirectoryUnavailableError:
+            dispatcher.utter_message(response="utter_crisis_numbers")
+            return [SlotSet("service_need", None)]
         words = Wording(domain.get("responses") or {})
         national = render_all(found.national, words)
         if found.local and located is not None:
@@ -202,7 +241,11 @@ class ActionFindFrontDoor(Action):
         if not isinstance(place, Located):
             dispatcher.utter_message(response="utter_worker_find_front_door")
             return []
-        found = search(place, "childrens_services_front_door", None)
+        try:
+            found = await search_off_loop(place, "childrens_services_front_door", None)
+        except DirectoryUnavailableError:
+            dispatcher.utter_message(response="utter_crisis_numbers")
+            return []
         words = Wording(domain.get("responses") or {})
         council = place.authority.name
         if found.local:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -260,10 +259,3 @@ def ensure_ready(url: str) -> bool:
         report = import_file(url, SEED_FILE)
     logger.info("Directory was empty: loaded %d services from %s", report.services, SEED_FILE)
     return True
-
-
-@lru_cache(maxsize=8)
-def prepared(url: str) -> str:
-    """Return the URL after making sure, once per process, that its database is ready to query."""
-    ensure_ready(url)
-    return url

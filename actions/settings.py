@@ -29,11 +29,36 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class Timeouts:
+    """How long a database call may wait, in seconds (None: no limit).
+
+    `connect`: to open a connection (PostgreSQL connect_timeout; also the wait for a pooled connection).
+    `statement`: for one statement to run (PostgreSQL statement_timeout; SQLite has none).
+    `lock`: for a lock another connection holds (PostgreSQL lock_timeout; SQLite's busy timeout).
+    """
+
+    connect: float | None = 5.0
+    statement: float | None = 10.0
+    lock: float | None = 5.0
+
+
+DEFAULT_TIMEOUTS = Timeouts()
+# Migrations and the migration lock wait for each other and may take long: only connecting is limited.
+MIGRATION_TIMEOUTS = Timeouts(statement=None, lock=None)
+TIMEOUT_SETTINGS = (
+    ("connect", "DATABASE_CONNECT_TIMEOUT_SECONDS"),
+    ("statement", "DATABASE_STATEMENT_TIMEOUT_SECONDS"),
+    ("lock", "DATABASE_LOCK_TIMEOUT_SECONDS"),
+)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Typed, frozen configuration for the action server and the directory command."""
 
     database_url: str = field(metadata=URL)
     geo_tables: Path
+    database_timeouts: Timeouts = DEFAULT_TIMEOUTS
 
     def __repr__(self) -> str:
         return redacted_repr(self)
@@ -93,10 +118,26 @@ def environment(env: Mapping[str, str] | None = None, env_file: Path | None = No
     return {**read_env_file(env_file or ENV_FILE), **(os.environ if env is None else env)}
 
 
+def database_timeouts(env: Mapping[str, str]) -> Timeouts:
+    """Return the database timeouts the environment sets (each a positive number of seconds)."""
+    chosen: dict[str, float] = {}
+    for name, variable in TIMEOUT_SETTINGS:
+        raw = env.get(variable, "").strip()
+        if not raw:
+            continue
+        try:
+            chosen[name] = float(raw)
+        except ValueError:
+            chosen[name] = -1.0
+        if not 0 < chosen[name] < 86_400:
+            raise SettingsError(f"{variable} must be a positive number of seconds, got {raw!r}")
+    return dataclasses.replace(DEFAULT_TIMEOUTS, **chosen)
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Return settings from an environment mapping, or raise SettingsError saying what is wrong."""
     url = sqlalchemy_url(env, "DATABASE_URL", f"sqlite:///{DEFAULT_DATABASE_PATH}")
-    return Settings(database_url=url, geo_tables=DEFAULT_GEO_TABLES)
+    return Settings(database_url=url, geo_tables=DEFAULT_GEO_TABLES, database_timeouts=database_timeouts(env))
 
 
 @lru_cache(maxsize=1)

@@ -6,7 +6,22 @@ import asyncio
 import logging
 import sys
 
-from bot.settings import SettingsError, get_settings
+from sqlalchemy.exc import SQLAlchemyError
+
+from actions.db import SchemaNotReadyError, check_schema
+from actions.settings import url_for_display
+from bot.settings import Settings, SettingsError, get_settings
+
+
+def schema_problem(settings: Settings) -> str | None:
+    """Return why the adapter can't use its database (not migrated, or unreachable), or None if it can."""
+    try:
+        check_schema(settings.database_url, settings.database_timeouts)
+    except SchemaNotReadyError as exc:
+        return str(exc)
+    except SQLAlchemyError as exc:
+        return f"cannot reach the database at {url_for_display(settings.database_url)} ({type(exc).__name__})"
+    return None
 
 
 def main() -> int:
@@ -23,6 +38,11 @@ def main() -> int:
         print(f"Signpost cannot start: {exc}", file=sys.stderr)
         return 2
     if settings.telegram_bot_token:
+        # Migrations are `make ready`'s work, done before start (never on a request): say what to run.
+        problem = schema_problem(settings)
+        if problem is not None:
+            print(f"Signpost cannot start: {problem}", file=sys.stderr)
+            return 2
         from bot.app import run
 
         run(settings)

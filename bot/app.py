@@ -26,8 +26,9 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from actions.db import sessionmaker_for
-from bot.handlers import RELAY, moderator, relay_of, user
+from bot.handlers import RELAY, moderator, person_of, relay_of, user
 from bot.handlers.errors import on_error
+from bot.health import HealthServer
 from bot.outbox import TelegramOutbox
 from bot.rasa_client import RasaClient
 from bot.ratelimit import ChatRateLimiter
@@ -43,6 +44,8 @@ FLUSH_CARDS_SECONDS = 2  # cards owed to the moderators' group go out as soon as
 PURGE_SECONDS = 3600
 RATE_LIMIT_RETRIES = 5  # a private chat's 429 is waited out this often (a group's is never waited out)
 CONCURRENT_UPDATES = 256
+HEALTH = "health"
+HEALTH_DATABASE_SECONDS = 3.0  # /healthz fails if the database takes longer to answer SELECT 1
 
 
 def handlers(settings: Settings) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, object]]:
@@ -96,7 +99,10 @@ def handlers(settings: Settings) -> list[BaseHandler[Update, ContextTypes.DEFAUL
 
 async def once_only(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """An update Telegram delivers again (it never heard our first answer) is not acted on twice."""
-    if not relay_of(context).first_delivery(context.bot.id, update.update_id):
+    relay = relay_of(context)
+    if update.effective_user is not None:  # its place in the person's generations, before the check awaits
+        relay.arrived(person_of(relay, update.effective_user.id, update.effective_user.id).ref)
+    if not await relay.first_delivery(context.bot.id, update.update_id):
         raise ApplicationHandlerStop
 
 
@@ -117,16 +123,27 @@ def _job(
 
 async def _post_init(application: Application) -> None:  # type: ignore[type-arg]
     """Open the Rasa client once for the process (closed in _post_shutdown); load the blocks in force;
-    give back to the queue any case held by someone no longer on MODERATOR_USER_IDS."""
+    give back to the queue any case held by someone no longer on MODERATOR_USER_IDS; serve /healthz."""
     relay: Relay = application.bot_data[RELAY]
     await relay.conversation.rasa.__aenter__()
     await relay.start()
+    settings = relay.settings
+    if settings.health_port is not None:
+        health = HealthServer(
+            relay.store.ping, settings.health_listen, settings.health_port, HEALTH_DATABASE_SECONDS
+        )
+        await health.start()
+        application.bot_data[HEALTH] = health
 
 
 async def _post_shutdown(application: Application) -> None:  # type: ignore[type-arg]
     relay: Relay = application.bot_data[RELAY]
+    health: HealthServer | None = application.bot_data.pop(HEALTH, None)
+    if health is not None:
+        await health.stop()
     await relay.board.close()
     await relay.conversation.rasa.__aexit__()
+    relay.store.close()
 
 
 def build_application(
@@ -158,7 +175,11 @@ def build_application(
     rasa = RasaClient(settings.rasa_url, settings.rasa_patience_seconds, transport=rasa_transport)
     # The core, its parts made once for the Telegram channel (the terminal makes its own: bot/console.py).
     relay = assemble(
-        settings, rasa, TelegramOutbox(application.bot), sessionmaker_for(settings.database_url), clock
+        settings,
+        rasa,
+        TelegramOutbox(application.bot),
+        sessionmaker_for(settings.database_url, settings.database_timeouts),
+        clock,
     )
     application.bot_data[RELAY] = relay
     # Group -1 runs before the handlers, in every instance, and stops an update seen before.

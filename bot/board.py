@@ -31,12 +31,12 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from bot import cards, cases
 from bot.channel import Channel, ChatBusyError, MessageGoneError, Say, parts
-from bot.crypto import Cipher
 from bot.escalation import CaseState, Sender
+from bot.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -98,16 +98,14 @@ class CardBoard:
         self,
         writer: Channel,
         group: int | None,
-        sessions: sessionmaker[Session],
-        cipher: Cipher,
-        clock: Callable[[], dt.datetime],
+        store: Store,
         paced: bool = True,
     ) -> None:
         self.writer = writer
         self.group = group
-        self.sessions = sessions
-        self.cipher = cipher
-        self.clock = clock
+        self.store = store
+        self.cipher = store.cipher
+        self.clock: Callable[[], dt.datetime] = store.clock
         self.window = GroupWindow() if paced else GroupWindow(limit=None)
         self._owed: dict[Hashable, _Owed] = {}
         self._writing: Hashable | None = None
@@ -271,13 +269,17 @@ class CardBoard:
         elif self.group is not None:
             self.owe_edit(self.group, message_id, *retracted)
 
-    def _load(self, number: int) -> tuple[cases.CaseView, list[tuple[Sender, str]]] | None:
+    async def _load(self, number: int) -> tuple[cases.CaseView, list[tuple[Sender, str]]] | None:
         """Read a case and its transcript (None if it no longer exists); a database error is raised."""
-        with self.sessions.begin() as session:
+        cipher = self.cipher
+
+        def load(session: Session) -> tuple[cases.CaseView, list[tuple[Sender, str]]] | None:
             row = cases.get_case(session, number)
             if row is None:
                 return None
-            return cases.CaseView.of(row, self.cipher), cases.transcript(session, self.cipher, number)
+            return cases.CaseView.of(row, cipher), cases.transcript(session, cipher, number)
+
+        return await self.store.unit(load, "reading a case for its card")
 
     async def _write_card(self, number: int, new_card: bool, rank: int) -> None:
         """Post or edit a case's card as the database has it now."""
@@ -285,9 +287,9 @@ class CardBoard:
         group = self.group
         posted = self._posted.pop(number, None)
         if posted is not None:  # posted before, but the database couldn't record where: record it now
-            self._record(number, group, posted)
+            await self._record(number, group, posted)
             new_card = False
-        found = self._load(number)
+        found = await self._load(number)
         if found is None:
             return  # forgotten meanwhile: nothing to show
         case, lines = found
@@ -302,16 +304,17 @@ class CardBoard:
                 old = (None, None)
         if case.state is CaseState.CLOSED:
             return  # a case closed before its card went out gets none
-        self._record(number, group, await self._post(card))
+        await self._record(number, group, await self._post(card))
         logger.info("case #%d: card posted", number)
         if old[0] is not None and old[1] is not None:
             self.owe_edit(old[0], old[1], cards.superseded_card(case), rank)
 
-    def _record(self, number: int, group: int, message_id: int) -> None:
+    async def _record(self, number: int, group: int, message_id: int) -> None:
         """Note in the database where a case's card is (kept to retry if the database fails)."""
         try:
-            with self.sessions.begin() as session:
-                saved = cases.set_card(session, number, group, message_id)
+            saved = await self.store.unit(
+                lambda s: cases.set_card(s, number, group, message_id), "noting where a card is"
+            )
         except Exception:
             self._posted[number] = message_id  # record it next time; never post it twice
             raise

@@ -177,7 +177,8 @@ async def run_console(settings: Settings, stdin: TextIO = sys.stdin, out: TextIO
     outbox = ConsoleOutbox(out)
     out.write(INTRO)
     async with RasaClient(settings.rasa_url, settings.rasa_patience_seconds) as client:
-        relay = assemble(settings, client, outbox, sessionmaker_for(settings.database_url))
+        sessions = sessionmaker_for(settings.database_url, settings.database_timeouts)
+        relay = assemble(settings, client, outbox, sessions)
         await relay.start()
         person = Person(PERSON_CHAT, pseudonym(settings.pseudonym_key, f"console-{uuid.uuid4().hex}"))
         chat = ConsoleChat(relay, outbox, person)

@@ -156,7 +156,7 @@ class Conversation:
             try:
                 # A try that timed out after Rasa took the message: Rasa's recorded answer, if it has one,
                 # is shown instead of sending the message again (Rasa would answer it as a new turn).
-                replies = self._recorded_answer(ref, head) if head.unsure else None
+                replies = await self._recorded_answer(ref, head) if head.unsure else None
                 if replies is None:
                     replies = await self._ask(ref, pending)
             except LeftError:
@@ -176,11 +176,11 @@ class Conversation:
             await self._deliver(Person(pending.chat_id, ref), replies)
         self._pending.pop(ref, None)
 
-    def _recorded_answer(self, ref: str, turn: _Turn) -> list[BotMessage] | None:
+    async def _recorded_answer(self, ref: str, turn: _Turn) -> list[BotMessage] | None:
         """Return Rasa's answer to a message as its tracker store recorded it; None if Rasa never
         recorded the message (or the store can't be read: then the message is sent again)."""
         try:
-            events = self.store.tracker_unit(
+            events = await self.store.tracker_unit(
                 lambda t: privacy.answer_to(t, ref, turn.id), "looking for Rasa's answer in its tracker store"
             )
         except DatabaseDownError:
@@ -239,10 +239,9 @@ class Conversation:
             if reply.text and not self.turns.left(person.ref):
                 buttons = tuple((b.title, b.payload) for b in reply.buttons)
                 sent += await self.talk.send(person.chat_id, Say(reply.text, buttons))
-        if self.turns.left(person.ref):  # they left while it was on its way: it goes from the chat too
-            await self.talk.channel.delete_many(person.chat_id, sent)
-            return
-        self.talk.note_sent(person, sent)  # one write for the whole reply, not one per message
+        # One write for the whole reply, not one per message; if they left while it was on its way, it
+        # goes from the chat too.
+        await self.talk.note_delivered(person, sent)
 
     @contextlib.asynccontextmanager
     async def _typing(self, chat_id: int) -> AsyncIterator[None]:

@@ -127,21 +127,21 @@ class Desk:
     async def claim(self, moderator: Moderator, number: int) -> str | None:
         """A moderator takes a case: they get the transcript in private, the person is told."""
         now = self.store.now()
-        case = self._moved(moderator, number, Move.CLAIM, now)
-        lines = self.handover.transcript(number)
+        case = await self._moved(moderator, number, Move.CLAIM, now)
+        lines = await self.handover.transcript(number)
         try:
             intro = await self.talk.channel.send(moderator.user_id, cards.claimed_intro(case, lines))
         except UnreachableError:
             # Should giving it back fail too, the waiting check returns the case to the queue.
             self.roster.unreachable_now(moderator.user_id)
             cipher = self.store.cipher
-            self.store.db(
+            await self.store.db(
                 lambda s: cases.move(s, cipher, number, Move.RELEASE, cases.SYSTEM, now), "giving a case back"
             )
             return cards.START_PRIVATE_CHAT
         self.roster.reachable_again(moderator.user_id)
         logger.info("case #%d claimed", number)
-        self._link(moderator, intro, number)
+        await self._link(moderator, intro, number)
         if case.chat_id is not None:
             await self.talk.tell(Person(case.chat_id, case.user_ref), say("utter_moderator_joined"))
         await self.handover.update_card(case)
@@ -156,7 +156,7 @@ class Desk:
         return await self._close(moderator, number)
 
     async def _close(self, moderator: Moderator, number: int) -> str:
-        case = self._moved(moderator, number, Move.CLOSE, self.store.now(), holder=moderator.user_id)
+        case = await self._moved(moderator, number, Move.CLOSE, self.store.now(), holder=moderator.user_id)
         logger.info("case #%d closed", number)
         if case.chat_id is not None:
             person = Person(case.chat_id, case.user_ref)
@@ -172,15 +172,15 @@ class Desk:
         self, moderator: Moderator, number: int | None, replied_to: Quoted | None
     ) -> str | None:
         """`/close [number]` in a private chat: the case named, replied to, or the only one held."""
-        return await self._close(moderator, self._case_number(moderator, number, replied_to))
+        return await self._close(moderator, await self._case_number(moderator, number, replied_to))
 
     @moderators_only("release")
     async def release(
         self, moderator: Moderator, number: int | None, replied_to: Quoted | None
     ) -> str | None:
         """`/release [number]`: the holder gives a case back to the queue; a fresh card goes to the group."""
-        number = self._case_number(moderator, number, replied_to)
-        case = self._moved(moderator, number, Move.RELEASE, self.store.now(), holder=moderator.user_id)
+        number = await self._case_number(moderator, number, replied_to)
+        case = await self._moved(moderator, number, Move.RELEASE, self.store.now(), holder=moderator.user_id)
         logger.info("case #%d released to the queue", case.number)
         self.handover.board.owe_card(case.number, case.priority.rank, new_card=True)
         await self.handover.board.flush()
@@ -197,7 +197,7 @@ class Desk:
             row = cases.get_case(session, number)
             return cases.CaseView.of(row, cipher) if row is not None else None
 
-        before = self._unit(find, f"takeover of case #{number}")
+        before = await self._unit(find, f"takeover of case #{number}")
         if before is None:
             raise RefusalError(cards.no_case(number))
         if before.state is not CaseState.CLAIMED or before.claimed_by is None:
@@ -206,14 +206,14 @@ class Desk:
             raise RefusalError(cards.already_yours(number))
         now, previous = self.store.now(), before.claimed_by
         detail = f"from moderator {previous}"
-        case = self._moved(moderator, number, Move.TAKEOVER, now, holder=previous, detail=detail)
+        case = await self._moved(moderator, number, Move.TAKEOVER, now, holder=previous, detail=detail)
         try:
             intro = await self.talk.channel.send(
-                moderator.user_id, cards.claimed_intro(case, self.handover.transcript(number))
+                moderator.user_id, cards.claimed_intro(case, await self.handover.transcript(number))
             )
         except UnreachableError:
             self.roster.unreachable_now(moderator.user_id)
-            self.store.db(
+            await self.store.db(
                 lambda s: cases.move(
                     s,
                     cipher,
@@ -230,7 +230,7 @@ class Desk:
             return cards.START_PRIVATE_CHAT
         self.roster.reachable_again(moderator.user_id)
         logger.info("case #%d taken over", number)
-        self._link(moderator, intro, number)
+        await self._link(moderator, intro, number)
         if self.roster.is_moderator(previous):
             await self.talk.send(previous, cards.taken_from(number, moderator.name))
         await self.handover.update_card(case)
@@ -244,7 +244,7 @@ class Desk:
         text = clean_text(text)
         if not text:
             raise RefusalError(cards.TEXT_ONLY)
-        case = self._target(moderator, replied_to)
+        case = await self._target(moderator, replied_to)
         if case.chat_id is None:
             raise RefusalError(cards.USER_GONE)
         label = say(LABEL)
@@ -253,9 +253,9 @@ class Desk:
         except UnreachableError:
             raise RefusalError(cards.USER_GONE) from None
         self.roster.reachable_again(moderator.user_id)  # they wrote to the bot: their chat is open again
-        self.talk.note_sent(Person(case.chat_id, case.user_ref), sent)
-        self.handover.transcribe(case.number, Sender.MODERATOR, text)
-        self._audit(moderator, "reply", case.number)
+        await self.talk.note_sent(Person(case.chat_id, case.user_ref), sent)
+        await self.handover.transcribe(case.number, Sender.MODERATOR, text)
+        await self._audit(moderator, "reply", case.number)
         return None
 
     @moderators_only("note")
@@ -264,9 +264,9 @@ class Desk:
         text = clean_text(text)
         if not text:
             raise RefusalError(cards.NOTE_HOW)
-        case = self._target(moderator, replied_to)
-        self.handover.transcribe(case.number, Sender.NOTE, text)
-        self._audit(moderator, "note", case.number)
+        case = await self._target(moderator, replied_to)
+        await self.handover.transcribe(case.number, Sender.NOTE, text)
+        await self._audit(moderator, "note", case.number)
         return cards.noted(case.number)
 
     # ---------------------------------------------------------------- the queue
@@ -278,8 +278,8 @@ class Desk:
     @moderators_only("queue")
     async def _queue(self, moderator: Moderator) -> str | None:
         cipher = self.store.cipher
-        open_cases = self._unit(lambda s: cases.open_queue(s, cipher), "reading the queue")
-        self._audit(moderator, "queue", detail=f"{len(open_cases)} open")
+        open_cases = await self._unit(lambda s: cases.open_queue(s, cipher), "reading the queue")
+        await self._audit(moderator, "queue", detail=f"{len(open_cases)} open")
         return cards.queue_text(open_cases, self.store.now())
 
     async def queue_in_group(self, user_id: int) -> None:
@@ -299,7 +299,7 @@ class Desk:
 
         A claimed case's person is blocked only by the moderator holding it (another takes it over first).
         """
-        case_number = self._case_number(moderator, number, replied_to)
+        case_number = await self._case_number(moderator, number, replied_to)
         now, cipher = self.store.now(), self.store.cipher
 
         def work(session: Session) -> tuple[cases.CaseView, UserBlock]:
@@ -313,12 +313,12 @@ class Desk:
             privacy.audit(session, moderator.user_id, "block", now, case_number, detail)
             return cases.CaseView.of(row, cipher), blocked
 
-        case, blocked = self._unit(work, "block")
+        case, blocked = await self._unit(work, "block")
         self.gate.blocked(case.user_ref, blocked.until)
         logger.info("case #%d: its person was blocked (block #%d)", case_number, blocked.id)
         if case.state is not CaseState.CLOSED:
             try:
-                closed = self._moved(moderator, case_number, Move.CLOSE, now, holder=moderator.user_id)
+                closed = await self._moved(moderator, case_number, Move.CLOSE, now, holder=moderator.user_id)
             except RefusalError:
                 closed = None
             if closed is not None:
@@ -342,7 +342,7 @@ class Desk:
             privacy.audit(session, moderator.user_id, "unblock", now, lifted.case_number, detail)
             return lifted.user_ref
 
-        ref = self.store.db(work, "unblock")
+        ref = await self.store.db(work, "unblock")
         if ref is None:
             raise RefusalError(cards.no_block(block_id))
         self.gate.lifted(ref)
@@ -352,22 +352,22 @@ class Desk:
     async def blocks(self, moderator: Moderator) -> str | None:
         """`/blocks`: the blocks in force."""
         now = self.store.now()
-        found = self._unit(
+        found = await self._unit(
             lambda s: [cards.BlockView.of(b) for b in privacy.blocks_in_force(s, now)], "listing blocks"
         )
-        self._audit(moderator, "blocks", detail=f"{len(found)} in force")
+        await self._audit(moderator, "blocks", detail=f"{len(found)} in force")
         return cards.blocks_text(found)
 
     # ---------------------------------------------------------------- plumbing
 
-    def _unit(self, work: Callable[[Session], _T], what: str) -> _T:
+    async def _unit(self, work: Callable[[Session], _T], what: str) -> _T:
         """Run one unit of work; the database being down is a refusal (nothing changed)."""
         try:
-            return self.store.unit(work, what)
+            return await self.store.unit(work, what)
         except DatabaseDownError:
             raise RefusalError(cards.DATABASE_DOWN) from None
 
-    def _moved(
+    async def _moved(
         self,
         moderator: Moderator,
         number: int,
@@ -398,7 +398,7 @@ class Desk:
             return moved
 
         try:
-            return self._unit(work, f"{name.value} of case #{number}")
+            return await self._unit(work, f"{name.value} of case #{number}")
         except LookupError:
             raise RefusalError(cards.no_case(number)) from None
         except NotHolderError as exc:
@@ -406,13 +406,13 @@ class Desk:
         except TransitionError:
             raise RefusalError(cards.cannot_move(number, name)) from None
 
-    def _case_number(self, moderator: Moderator, number: int | None, replied_to: Quoted | None) -> int:
+    async def _case_number(self, moderator: Moderator, number: int | None, replied_to: Quoted | None) -> int:
         """Return the case a command means (named, replied to, or the only one held); raise TargetError."""
         if number is not None:
             return number
-        return self._target(moderator, replied_to).number
+        return (await self._target(moderator, replied_to)).number
 
-    def _target(self, moderator: Moderator, replied_to: Quoted | None) -> cases.CaseView:
+    async def _target(self, moderator: Moderator, replied_to: Quoted | None) -> cases.CaseView:
         """Return the case a moderator's message is for; raise TargetError (why there is none) or a
         RefusalError (the database is down)."""
         cipher = self.store.cipher
@@ -434,17 +434,19 @@ class Desk:
             return cases.CaseView.of(row, cipher)
 
         try:
-            return self.store.unit(find, "finding a moderator's case")
+            return await self.store.unit(find, "finding a moderator's case")
         except DatabaseDownError:
             raise RefusalError(cards.DATABASE_DOWN) from None
 
-    def _link(self, moderator: Moderator, message_ids: list[int], number: int) -> None:
-        self.store.db(
+    async def _link(self, moderator: Moderator, message_ids: list[int], number: int) -> None:
+        await self.store.db(
             lambda s: cases.link_relay(s, moderator.user_id, message_ids, number), "linking a relayed line"
         )
 
-    def _audit(
+    async def _audit(
         self, moderator: Moderator, action: str, number: int | None = None, detail: str | None = None
     ) -> None:
         now = self.store.now()
-        self.store.db(lambda s: privacy.audit(s, moderator.user_id, action, now, number, detail), "audit")
+        await self.store.db(
+            lambda s: privacy.audit(s, moderator.user_id, action, now, number, detail), "audit"
+        )

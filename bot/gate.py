@@ -71,7 +71,7 @@ class Gate:
 
     async def arrived(self, person: Person, message_id: int | None) -> bool:
         """Note the message for quick exit; False (and a kind answer, now and then) if they are blocked."""
-        self.talk.note(person, message_id)
+        await self.talk.note(person, message_id)
         until = self._blocked.get(person.ref)
         if until is None or until <= self.store.now():
             return True
@@ -97,10 +97,10 @@ class Gate:
         self._blocked.pop(ref, None)
         self._told_blocked.pop(ref, None)
 
-    def refresh_blocks(self) -> None:
+    async def refresh_blocks(self) -> None:
         """Load the blocks in force (at start, and with every waiting check: other instances block too)."""
         now = self.store.now()
-        found = self.store.db(
+        found = await self.store.db(
             lambda s: {b.user_ref: b.until for b in privacy.blocks_in_force(s, now)}, "loading blocks"
         )
         if found is not None:

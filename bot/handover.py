@@ -101,7 +101,7 @@ class Handover:
         now = self.store.now()
         recent = list(self._recent.get(person.ref, ()))
         try:
-            opened = self._open_or_raise(person, priority, reason, recent, now)
+            opened = await self._open_or_raise(person, priority, reason, recent, now)
         except DatabaseDownError:
             logger.error("could not save a %s handover", priority.value)
             if person.ref not in self._unsaved:
@@ -126,10 +126,10 @@ class Handover:
         if case.priority is Priority.URGENT and self.board.card_waiting(case.number):
             await self._alert_privately(case, now)
         off_duty = opened.created and not self.settings.moderator_hours.on_duty(now)
-        if off_duty and self.store.db(lambda s: cases.mark_told_wait(s, case.number, now)):
+        if off_duty and await self.store.db(lambda s: cases.mark_told_wait(s, case.number, now)):
             await self.talk.tell(person, say("utter_handover_out_of_hours"))
 
-    def _open_or_raise(
+    async def _open_or_raise(
         self, person: Person, priority: Priority, reason: str, recent: list[str], now: dt.datetime
     ) -> cases.Opened:
         """Open or raise the person's case. Another instance opening it at the same moment (the unique
@@ -142,10 +142,10 @@ class Handover:
             )
 
         try:
-            return self.store.unit(work, "saving a handover", keep=(IntegrityError,))
+            return await self.store.unit(work, "saving a handover", keep=(IntegrityError,))
         except IntegrityError:
             logger.info("a case for the person was opened elsewhere at the same moment; raising it")
-        return self.store.unit(work, "saving a handover")  # a second IntegrityError: DatabaseDownError
+        return await self.store.unit(work, "saving a handover")  # a second IntegrityError: DatabaseDownError
 
     async def _alert_privately(self, case: cases.CaseView, now: dt.datetime) -> None:
         """The group can't take an urgent card yet: each moderator on duty gets a private alert instead.
@@ -179,7 +179,7 @@ class Handover:
 
     # ---------------------------------------------------------------- a case's lines
 
-    def open_case(self, person: Person) -> cases.CaseView | None:
+    async def open_case(self, person: Person) -> cases.CaseView | None:
         """Return the person's open case (None if none, or the database is down)."""
         cipher = self.store.cipher
 
@@ -187,28 +187,31 @@ class Handover:
             case = cases.open_case_for(session, person.ref)
             return cases.CaseView.of(case, cipher) if case else None
 
-        return self.store.db(find, "finding a person's case")
+        return await self.store.db(find, "finding a person's case")
 
-    def transcribe(self, number: int, sender: Sender, text: str) -> None:
+    async def transcribe(self, number: int, sender: Sender, text: str) -> None:
         """Add a line to a case's transcript (skipped while the database is down)."""
         now, cipher = self.store.now(), self.store.cipher
-        self.store.db(lambda s: cases.add_message(s, cipher, number, sender, text, now), "a transcript line")
+        await self.store.db(
+            lambda s: cases.add_message(s, cipher, number, sender, text, now), "a transcript line"
+        )
 
-    def transcript(self, number: int) -> list[tuple[Sender, str]]:
+    async def transcript(self, number: int) -> list[tuple[Sender, str]]:
         """Return a case's transcript (empty while the database is down)."""
         cipher = self.store.cipher
-        return self.store.db(lambda s: cases.transcript(s, cipher, number), "reading a transcript") or []
+        lines = await self.store.db(lambda s: cases.transcript(s, cipher, number), "reading a transcript")
+        return lines or []
 
     async def to_case(self, person: Person, text: str, sender: Sender) -> bool:
         """Add a line to the person's open case; True if a moderator holds it (and so got the line)."""
-        case = self.open_case(person)
+        case = await self.open_case(person)
         if case is None:
             return False
         if case.state is CaseState.CLAIMED:
             # Kept in the case either way; if it went back to the queue, the person was told so.
             await self.to_moderator(case, text, sender)
             return True
-        self.transcribe(case.number, sender, text)
+        await self.transcribe(case.number, sender, text)
         return False
 
     async def to_moderator(self, case: cases.CaseView, text: str, sender: Sender) -> bool:
@@ -217,7 +220,7 @@ class Handover:
         The allow-list is checked on every line: a holder no longer on it, or whose chat refuses the
         line, gets nothing, and the case goes back to the queue. Returns whether the line was relayed.
         """
-        self.transcribe(case.number, sender, text)
+        await self.transcribe(case.number, sender, text)
         holder = case.claimed_by
         if holder is None or not self.roster.is_moderator(holder):
             await self.requeue(case, HolderGone.NOT_A_MODERATOR)
@@ -229,7 +232,9 @@ class Handover:
             self.roster.unreachable_now(holder)
             await self.requeue(case, HolderGone.UNREACHABLE)
             return False
-        self.store.db(lambda s: cases.link_relay(s, holder, parts, case.number), "linking a relayed line")
+        await self.store.db(
+            lambda s: cases.link_relay(s, holder, parts, case.number), "linking a relayed line"
+        )
         return True
 
     # ---------------------------------------------------------------- holders gone
@@ -241,7 +246,7 @@ class Handover:
         """
         now, cipher = self.store.now(), self.store.cipher
         try:
-            moved = self.store.unit(
+            moved = await self.store.unit(
                 lambda s: cases.move(
                     s, cipher, case.number, Move.REQUEUE, cases.SYSTEM, now, holder=case.claimed_by
                 ),
@@ -260,7 +265,7 @@ class Handover:
         """Give back to the queue every case held by someone off the allow-list or unreachable (at start-up
         and with every waiting check)."""
         cipher = self.store.cipher
-        held = self.store.db(lambda s: cases.claimed(s, cipher), "finding claimed cases") or []
+        held = await self.store.db(lambda s: cases.claimed(s, cipher), "finding claimed cases") or []
         for case in held:
             why = self.roster.holder_gone(case.claimed_by)
             if why is not None:
@@ -307,7 +312,7 @@ class Handover:
             cardless = [c for c in cases.open_queue(session, cipher) if c.card_message_id is None]
             return _Due(told, reminders, idle, cardless)
 
-        found = self.store.db(due, "the waiting check")
+        found = await self.store.db(due, "the waiting check")
         if found is None:
             return
         for case in found.told:
@@ -326,7 +331,7 @@ class Handover:
         cards, which keep no one's words either."""
         now, settings = self.store.now(), self.settings
         try:
-            purged = await asyncio.to_thread(
+            purged = await self.store.off_loop(
                 privacy.purge_all,
                 self.store.sessions,
                 self.store.trackers,

@@ -89,7 +89,7 @@ class Leaving:
         answered, forget_answer = self._forget_answers.pop(person.ref, (0.0, []))
         if answered < self.store.seconds() - privacy.TRAIL_KEEP.total_seconds():
             forget_answer = []  # too old to delete
-        trail = self.store.db(lambda s: privacy.trail(s, person.ref, now), "reading the trail") or []
+        trail = await self.store.db(lambda s: privacy.trail(s, person.ref, now), "reading the trail") or []
         ids = sorted({*trail, *doomed, *forget_answer, *also})
         await self.talk.channel.delete_many(person.chat_id, ids)
         return len(ids)
@@ -97,7 +97,7 @@ class Leaving:
     async def _clear_chat(self, person: Person, also: list[int], dropped: int) -> None:
         """Delete what the bot can of the person's chat, and leave only a neutral message."""
         deleted = await self._delete_trail(person, also)
-        self.store.db(lambda s: privacy.clear_trail(s, person.ref), "clearing the trail")
+        await self.store.db(lambda s: privacy.clear_trail(s, person.ref), "clearing the trail")
         logger.info("quick exit: cleared %d messages from a chat (%d unanswered dropped)", deleted, dropped)
         await self.talk.tell(person, say("utter_quick_exit"))
         await self.handover.to_case(person, cards.QUICK_EXIT_NOTICE, sender=Sender.SYSTEM)
@@ -111,14 +111,14 @@ class Leaving:
         """
         self._leave(person.ref)
         async with self.turns.lock(person.ref):
-            case = self.handover.open_case(person)
+            case = await self.handover.open_case(person)
             await self._delete_trail(person, [pressed] if pressed is not None else [])
             try:
-                relayed, ours = self.store.unit(
+                relayed, ours = await self.store.unit(
                     lambda s: (privacy.relayed_messages(s, person.ref), privacy.forget_cases(s, person.ref)),
                     "forget me",
                 )
-                theirs = self.store.tracker_unit(
+                theirs = await self.store.tracker_unit(
                     lambda t: privacy.forget_conversation(t, person.ref), "forget me"
                 )
             except DatabaseDownError:

@@ -126,11 +126,16 @@ class Relay:
 
     # ---------------------------------------------------------------- updates
 
-    def first_delivery(self, bot_id: int, update_id: int) -> bool:
+    def arrived(self, ref: str) -> None:
+        """An update of the person's arrived: it belongs to their generation now (called before any await,
+        so a message sent before a quick exit is dropped by it, however long checking it takes)."""
+        self.turns.arrive(ref)
+
+    async def first_delivery(self, bot_id: int, update_id: int) -> bool:
         """False if this bot's update was taken before, by any instance: it was delivered again."""
         now = self.store.now()
         try:
-            self.store.unit(
+            await self.store.unit(
                 lambda s: privacy.note_update(s, bot_id, update_id, now),
                 "checking an update",
                 keep=(IntegrityError,),
@@ -152,7 +157,7 @@ class Relay:
             await self.leaving.quick_exit(person, message_id)
             return
         if command == FORGET:  # asked even of a blocked person: being forgotten is always their right
-            self.talk.note(person, message_id)
+            await self.talk.note(person, message_id)
             await self.talk.tell(person, say("utter_ask_forget"))
             return
         if not await self.gate.arrived(person, message_id):
@@ -192,7 +197,7 @@ class Relay:
     async def _user_button(self, person: Person, data: str, title: str | None) -> None:
         rating = parse_feedback_button(data)
         if rating is not None:
-            saved = self.store.db(
+            saved = await self.store.db(
                 lambda s: cases.set_feedback(s, rating[0], person.ref, rating[1]), "saving a rating"
             )
             await self.talk.tell(person, say("utter_feedback_thanks" if saved else "utter_button_expired"))
@@ -204,7 +209,7 @@ class Relay:
         async with self.turns.lock(person.ref):
             if self.turns.left():
                 return
-            case = self.handover.open_case(person)
+            case = await self.handover.open_case(person)
             if case is not None and case.state is CaseState.CLAIMED:
                 await self.handover.to_moderator(case, cards.pressed_notice(title or data), Sender.SYSTEM)
                 return
@@ -268,7 +273,7 @@ class Relay:
         async with self.turns.lock(person.ref):
             if self.turns.left():
                 return
-            case = self.handover.open_case(person)
+            case = await self.handover.open_case(person)
             if case is not None and case.state is CaseState.CLAIMED and text:
                 await self.handover.to_moderator(case, cards.edited_notice(text), sender=Sender.USER)
                 return
@@ -279,20 +284,20 @@ class Relay:
         async with self.turns.lock(person.ref):
             await self.handover.to_case(person, notice, sender=Sender.SYSTEM)
 
-    def note_sent(self, person: Person, message_ids: list[int]) -> None:
+    async def note_sent(self, person: Person, message_ids: list[int]) -> None:
         """Note messages sent to a person outside the core (the error handler's answer) for quick exit."""
-        self.talk.note_sent(person, message_ids)
+        await self.talk.note_sent(person, message_ids)
 
     # ---------------------------------------------------------------- jobs
 
     async def start(self) -> None:
         """At start-up: load the blocks in force; give back every case held by someone who can't carry it."""
-        self.gate.refresh_blocks()
+        await self.gate.refresh_blocks()
         await self.handover.return_lost_claims()
 
     async def check_waiting(self) -> None:
         """Tell people nobody has picked up yet, remind moderators, and owe a card to any case without one."""
-        self.gate.refresh_blocks()
+        await self.gate.refresh_blocks()
         await self.handover.check_waiting()
 
     async def retry_pending(self) -> None:
@@ -311,9 +316,9 @@ class Relay:
         """Delete what is past its retention time (a job, hourly)."""
         return await self.handover.purge()
 
-    def refresh_blocks(self) -> None:
+    async def refresh_blocks(self) -> None:
         """Load the blocks in force (other instances block too)."""
-        self.gate.refresh_blocks()
+        await self.gate.refresh_blocks()
 
 
 def assemble(
@@ -328,7 +333,7 @@ def assemble(
     """Return the core for a channel: every part made once and handed to those that use it."""
     store = Store(
         sessions,
-        trackers or sessionmaker_for(settings.tracker_store_url),
+        trackers or sessionmaker_for(settings.tracker_store_url, settings.database_timeouts),
         Cipher(settings.transcript_keys),
         clock,
     )
@@ -336,9 +341,7 @@ def assemble(
     talk = Talk(channel, store, turns)
     roster = Roster(settings.moderator_user_ids)
     # Every write into the moderators' group goes through the board: paced, coalesced, never lost.
-    board = CardBoard(
-        channel, settings.moderator_chat_id, sessions, store.cipher, clock, settings.telegram_rate_limit
-    )
+    board = CardBoard(channel, settings.moderator_chat_id, store, settings.telegram_rate_limit)
     handover = Handover(settings, store, talk, board, roster)
     gate = Gate(store, talk, turns, handover, flood)
     conversation = Conversation(settings, rasa, store, talk, turns, handover)

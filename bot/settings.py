@@ -9,7 +9,17 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from actions.settings import ROOT, SECRET, URL, environment, redacted_repr, sqlalchemy_url, url_for_display
+from actions.settings import (
+    DEFAULT_TIMEOUTS,
+    ROOT,
+    SECRET,
+    URL,
+    Timeouts,
+    environment,
+    redacted_repr,
+    sqlalchemy_url,
+    url_for_display,
+)
 from actions.settings import SettingsError as DatabaseSettingsError
 from actions.settings import load_settings as load_database_settings
 from bot.crypto import check_key
@@ -37,6 +47,8 @@ class Settings:
     moderator_chat_id: int | None
     moderator_user_ids: frozenset[int]
     database_url: str = field(default="", metadata=URL)
+    # Connect, statement and lock timeouts of every database call (the case database and the tracker store).
+    database_timeouts: Timeouts = DEFAULT_TIMEOUTS
     # The person gets an answer after this long even if Rasa is still thinking ...
     rasa_timeout_seconds: float = 4.0
     # ... and Rasa's own answer is still delivered if it comes within this long.
@@ -61,6 +73,9 @@ class Settings:
     retention: dt.timedelta = dt.timedelta(days=30)
     # ... and the moderators' audit trail after this long.
     audit_retention: dt.timedelta = dt.timedelta(days=365)
+    # GET /healthz answers here (through the event loop, after asking the database); None: not served.
+    health_listen: str = "127.0.0.1"
+    health_port: int | None = None
 
     def __repr__(self) -> str:
         return redacted_repr(self)
@@ -82,6 +97,15 @@ def _ids(env: Mapping[str, str], name: str) -> frozenset[int]:
         return frozenset(int(part) for part in raw.split(",") if part.strip())
     except ValueError:
         raise SettingsError(f"{name} must be comma-separated Telegram user ids, got {raw!r}") from None
+
+
+def _port_or_none(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise SettingsError(f"{name} must be a TCP port number (or empty: not served), got {raw!r}")
+    return int(raw)
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
@@ -186,7 +210,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             'See README, "Moderators\' set-up".'
         )
     try:
-        database_url = load_database_settings(env).database_url
+        database = load_database_settings(env)
+        database_url = database.database_url
         tracker_store_url = sqlalchemy_url(env, "TRACKER_STORE_URL", DEFAULT_TRACKER_STORE_URL)
     except DatabaseSettingsError as exc:
         raise SettingsError(str(exc)) from None
@@ -202,6 +227,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         moderator_chat_id=moderator_chat_id,
         moderator_user_ids=moderator_user_ids,
         database_url=database_url,
+        database_timeouts=database.database_timeouts,
         rasa_timeout_seconds=_seconds(env, "RASA_TIMEOUT_SECONDS", 4.0),
         handover_wait=dt.timedelta(seconds=_seconds(env, "HANDOVER_WAIT_SECONDS", 300)),
         handover_remind_every=dt.timedelta(seconds=_seconds(env, "HANDOVER_REMIND_SECONDS", 600)),
@@ -213,6 +239,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         rasa_endpoints=_rasa_endpoints(env, tracker_store_url),
         retention=_days(env, "RETENTION_DAYS", 30),
         audit_retention=_days(env, "AUDIT_RETENTION_DAYS", 365),
+        health_listen=env.get("HEALTH_LISTEN", "").strip() or "127.0.0.1",
+        health_port=_port_or_none(env, "HEALTH_PORT"),
         **_webhook(env),  # type: ignore[arg-type]
     )
 

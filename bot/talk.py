@@ -45,18 +45,28 @@ class Talk:
         if self.turns.left(person.ref):
             return
         sent = await self.send(person.chat_id, message)
+        await self.note_delivered(person, sent)
+
+    async def note_delivered(self, person: Person, sent: list[int]) -> None:
+        """Note what work of the person's just sent them; if they left meanwhile, delete it instead.
+
+        They may leave while it is noted (the database is off the loop): quick exit may then have read
+        the trail before the note, so the work deletes what it sent itself.
+        """
+        if not self.turns.left(person.ref):
+            await self.note_sent(person, sent)
         if self.turns.left(person.ref):
             await self.channel.delete_many(person.chat_id, sent)
-            return
-        self.note_sent(person, sent)
 
-    def note(self, person: Person, message_id: int | None) -> None:
+    async def note(self, person: Person, message_id: int | None) -> None:
         """Note a message the person sent (if it is still in the chat), so quick exit can delete it."""
         if message_id is not None:
-            self.note_sent(person, [message_id])
+            await self.note_sent(person, [message_id])
 
-    def note_sent(self, person: Person, message_ids: list[int]) -> None:
+    async def note_sent(self, person: Person, message_ids: list[int]) -> None:
         """Note messages in the person's chat (also ones sent outside the core) for quick exit."""
         if message_ids:
             now = self.store.now()
-            self.store.db(lambda s: privacy.record_trail(s, person.ref, message_ids, now), "noting a message")
+            await self.store.db(
+                lambda s: privacy.record_trail(s, person.ref, message_ids, now), "noting a message"
+            )

@@ -2,7 +2,10 @@
 
 Each person has a generation that quick exit and "forget me" move on. Work is bound to the generation it
 began in (a context variable follows it through awaits); once the person has left, it stops and sends
-nothing. Only a number per pseudonym is kept (and a lock while they are busy): that number is what makes
+nothing. A channel that awaits before its work is bound (Telegram checks each update against the database
+first) marks the update's arrival (`arrive`), so a message sent before a quick exit belongs to the
+generation before it however the two are interleaved afterwards. Only a number per pseudonym is kept
+(and a lock while they are busy): that number is what makes
 work from before they left stop, so forgetting them keeps it.
 """
 
@@ -43,9 +46,15 @@ class Turns:
             lock = self._locks[ref] = asyncio.Lock()
         return lock
 
+    def arrive(self, ref: str) -> None:
+        """Mark the running update as the person's, in the generation it arrived in (before any await)."""
+        _TURN.set((ref, self.generation(ref)))
+
     def bind(self, ref: str, work: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-        """Return the work bound to the person's generation now: skipped if they have left meanwhile."""
-        turn = (ref, self.generation(ref))
+        """Return the work bound to the person's generation when it arrived (or now): skipped if they have
+        left meanwhile."""
+        arrived = _TURN.get()
+        turn = arrived if arrived is not None and arrived[0] == ref else (ref, self.generation(ref))
 
         async def run() -> None:
             token = _TURN.set(turn)
@@ -72,8 +81,14 @@ class Turns:
         return turn is not None and (ref is None or turn[0] == ref) and turn[1] != self.generation(turn[0])
 
     def leave(self, ref: str) -> None:
-        """Start the person's next generation: their earlier work stops. Never waits."""
+        """Start the person's next generation: their earlier work stops. Never waits.
+
+        The leaving work itself (quick exit, forget me) carries on in the new generation.
+        """
         self._generations.pop(ref, None)
         self._generations[ref] = next(_generations)
+        turn = _TURN.get()
+        if turn is not None and turn[0] == ref:
+            _TURN.set((ref, self._generations[ref]))
         while len(self._generations) > REMEMBERED_PEOPLE:
             self._generations.popitem(last=False)

@@ -7,7 +7,7 @@ from sqlalchemy import Connection
 
 from actions import models as _directory_tables  # noqa: F401 - the directory's tables, on the kernel's base
 from actions.db import Base, engine_for
-from actions.settings import get_settings
+from actions.settings import MIGRATION_TIMEOUTS, get_settings
 from bot import models as _case_tables  # noqa: F401 - the adapter's case tables share the base
 
 target_metadata = Base.metadata
@@ -33,7 +33,7 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     """Apply migrations over a connection (SQLite through batch mode, so ALTERs work there too)."""
-    engine = engine_for(database_url())
+    engine = engine_for(database_url(), MIGRATION_TIMEOUTS)
     with engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:

@@ -36,7 +36,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         logger.error("could not send the error answer: %s", type(exc).__name__)
     else:
         if user is not None and not moderator:  # it shows they were here: quick exit takes it away
-            relay.note_sent(person_of(relay, chat.id, user.id), [sent.message_id])
+            await relay.note_sent(person_of(relay, chat.id, user.id), [sent.message_id])
     if update.callback_query is not None:
         try:
             await update.callback_query.answer()

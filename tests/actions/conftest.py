@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from actions.hsds_format import SEED_FILE
 from actions.hsds_read import read_records
-from actions.hsds_write import import_records
+from actions.hsds_write import ensure_ready, import_records
 from actions.locate import Gazetteer, gazetteer
 from actions.settings import DEFAULT_GEO_TABLES, get_settings
 
@@ -30,6 +30,13 @@ def fresh_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     get_settings.cache_clear()
     yield url
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def ready_url(fresh_url: str) -> str:
+    """The empty database migrated and seeded, as `make ready` leaves it before the action server starts."""
+    ensure_ready(fresh_url)
+    return fresh_url
 
 
 @pytest.fixture(scope="session")

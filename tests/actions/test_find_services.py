@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import inspect
 
+from actions.db import SchemaNotReadyError, check_schema, engine_for
 from actions.find_services import (
     ActionFindFrontDoor,
     ActionFindServices,
@@ -30,7 +33,21 @@ def run(action: Any, slots: dict[str, Any], **latest: Any) -> tuple[list[dict[st
     return dispatcher.messages, events
 
 
-@pytest.mark.usefixtures("fresh_url")
+def test_the_action_never_migrates_on_a_request_and_says_what_to_run(fresh_url: str) -> None:
+    """An empty database (nobody ran `make ready`): the person gets the crisis numbers, the log says what to
+    run, and the request created nothing (migrations run before the action server starts, never here)."""
+    messages, events = run(ActionFindServices(), {"location": "Leeds", "service_need": "any"})
+    assert [m["response"] for m in messages] == ["utter_crisis_numbers"]
+    assert events == [SlotSet("service_need", None)]
+    assert (
+        not Path(fresh_url.removeprefix("sqlite:///")).exists()
+        or not inspect(engine_for(fresh_url)).get_table_names()
+    )
+    with pytest.raises(SchemaNotReadyError, match="make ready"):
+        check_schema(fresh_url)
+
+
+@pytest.mark.usefixtures("ready_url")
 def test_help_in_leeds_lists_leeds_services_then_national_ones() -> None:
     messages, events = run(
         ActionFindServices(), {"location": "Leeds", "service_need": "any", "age_group": "13_17"}
@@ -41,33 +58,33 @@ def test_help_in_leeds_lists_leeds_services_then_national_ones() -> None:
     assert events == [SlotSet("service_need", None)]
 
 
-@pytest.mark.usefixtures("fresh_url")
+@pytest.mark.usefixtures("ready_url")
 def test_a_place_with_no_local_services_still_gets_national_ones() -> None:
     messages, _ = run(ActionFindServices(), {"location": "kent", "service_need": "bullying"})
     assert [m["response"] for m in messages] == ["directory_services_no_local"]
     assert messages[0]["place"] == "Kent" and "Childline" in messages[0]["national"]
 
 
-@pytest.mark.usefixtures("fresh_url")
+@pytest.mark.usefixtures("ready_url")
 def test_skipping_the_place_gives_national_services() -> None:
     messages, _ = run(ActionFindServices(), {"location": "skip", "service_need": "image_removal"})
     assert [m["response"] for m in messages] == ["directory_services_national"]
     assert "Report Remove" in messages[0]["national"]
 
 
-@pytest.mark.usefixtures("fresh_url")
+@pytest.mark.usefixtures("ready_url")
 def test_northern_ireland_is_told_honestly_and_given_national_services() -> None:
     messages, _ = run(ActionFindServices(), {"location": "belfast", "service_need": "any"})
     assert [m["response"] for m in messages] == ["directory_services_northern_ireland"]
 
 
-@pytest.mark.usefixtures("fresh_url")
+@pytest.mark.usefixtures("ready_url")
 def test_a_guessed_place_is_said_to_be_a_guess() -> None:
     messages, _ = run(ActionFindServices(), {"location": "B36", "service_need": "any"})
     assert [m["response"] for m in messages] == ["directory_services_no_local", "directory_location_guessed"]
 
 
-@pytest.mark.usefixtures("fresh_url")
+@pytest.mark.usefixtures("ready_url")
 def test_a_worker_gets_the_front_door_of_a_named_council() -> None:
     messages, _ = run(ActionFindFrontDoor(), {"location": "Oxfordshire", "role": "worker"})
     (message,) = messages
@@ -75,13 +92,13 @@ def test_a_worker_gets_the_front_door_of_a_named_council() -> None:
     assert "0345 050 7666" in message["local"]
 
 
-@pytest.mark.usefixtures("fresh_url")
+@pytest.mark.usefixtures("ready_url")
 def test_a_council_without_a_listed_front_door_gets_the_gov_uk_route() -> None:
     messages, _ = run(ActionFindFrontDoor(), {"location": "Kent", "role": "worker"})
     assert [(m["response"], m["council"]) for m in messages] == [("directory_front_door_not_listed", "Kent")]
 
 
-@pytest.mark.usefixtures("fresh_url")
+@pytest.mark.usefixtures("ready_url")
 def test_a_front_door_question_without_a_place_asks_for_one() -> None:
     messages, _ = run(ActionFindFrontDoor(), {"role": "worker"})
     assert [m["response"] for m in messages] == ["utter_worker_find_front_door"]

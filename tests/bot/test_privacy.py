@@ -379,7 +379,7 @@ async def test_a_block_is_kept_when_the_person_asks_to_be_forgotten(harness) -> 
     assert rows(h.relay.settings.database_url, HandoverCase) == []
     assert [b.user_ref for b in rows(h.relay.settings.database_url, UserBlock)] == [REF]
     h.relay.gate._blocked.clear()
-    h.relay.refresh_blocks()  # another instance, or a restart, still knows the block
+    await h.relay.refresh_blocks()  # another instance, or a restart, still knows the block
     before = len(h.rasa.received)
     await h.text(PERSON, "new me")
     assert len(h.rasa.received) == before
