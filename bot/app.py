@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 import httpx
 from telegram import Update
+from telegram.constants import ChatType
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -99,9 +100,14 @@ def handlers(settings: Settings) -> list[BaseHandler[Update, ContextTypes.DEFAUL
 
 async def once_only(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """An update Telegram delivers again (it never heard our first answer) is not acted on twice."""
-    relay = relay_of(context)
-    if update.effective_user is not None:  # its place in the person's generations, before the check awaits
-        relay.arrived(person_of(relay, update.effective_user.id, update.effective_user.id).ref)
+    relay, user, chat = relay_of(context), update.effective_user, update.effective_chat
+    if user is not None:  # its place in the person's generations, before the check awaits
+        person = person_of(relay, chat.id if chat is not None else user.id, user.id)
+        # A person's message or press in their private chat is owed an answer in time (not a moderator's,
+        # and not a membership change or other update that nobody answers).
+        spoke = update.message or update.edited_message or update.callback_query
+        private = chat is not None and chat.type == ChatType.PRIVATE
+        relay.arrived(person, bool(spoke) and private and not relay.roster.is_moderator(user.id))
     if not await relay.first_delivery(context.bot.id, update.update_id):
         raise ApplicationHandlerStop
 

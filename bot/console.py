@@ -116,6 +116,8 @@ class ConsoleChat:
         if not stripped:
             return
         shown, self.outbox.buttons = self.outbox.buttons, []
+        if stripped.split()[0] != "/mod":
+            self.relay.arrived(self.person, expects_answer=True)
         if stripped.isdigit() and 1 <= int(stripped) <= len(shown):
             title, data = shown[int(stripped) - 1]
             await self.relay.user_button(self.person, data, title)

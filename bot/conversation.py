@@ -67,8 +67,11 @@ class _Pending:
     next_try: float = 0.0
 
 
+WARM_UP_MESSAGE = "hello"
+
+
 class Conversation:
-    """Each person's conversation with Rasa."""
+    """Each person's conversation with Rasa, and the promise of an answer in time."""
 
     def __init__(
         self,
@@ -87,15 +90,22 @@ class Conversation:
         self.handover = handover
         self._pending: dict[str, _Pending] = {}
         self._asking: dict[str, asyncio.Future[list[BotMessage]]] = {}
+        # The crisis numbers due to a person if nothing else reaches them first, and who got them.
+        self._deadlines: dict[str, asyncio.TimerHandle] = {}
+        self._late: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        talk.answered = self.answered
 
     # ---------------------------------------------------------------- a person's share
 
     def knows(self, ref: str) -> bool:
         """Return whether anything of the person's waits for Rasa here."""
-        return ref in self._pending or ref in self._asking
+        return ref in self._pending or ref in self._asking or ref in self._deadlines or ref in self._late
 
     def leave(self, ref: str) -> int:
         """Cancel what is with Rasa and drop what waits for it (the person left); return how many."""
+        self.answered(ref)
+        self._late.discard(ref)
         asking = self._asking.pop(ref, None)
         if asking is not None:
             asking.cancel()
@@ -105,6 +115,62 @@ class Conversation:
     async def forget(self, ref: str) -> None:
         """Drop whatever of the person's still waits for Rasa."""
         self.leave(ref)
+
+    # ---------------------------------------------------------------- an answer in time
+
+    def expect(self, person: Person) -> None:
+        """A person's message arrived: within RASA_TIMEOUT_SECONDS they hear from us, the answer or, if
+        anything holds it up (Rasa, the database, their earlier message), the crisis numbers.
+
+        The timer is the loop's own, started before any of the message's work: nothing the work waits
+        for delays it (and nothing on the loop blocks: database work runs off it).
+        """
+        if person.ref in self._deadlines:
+            return  # the earlier message's promise still runs: one crisis answer covers both
+        self._late.discard(person.ref)
+        self._deadlines[person.ref] = asyncio.get_running_loop().call_later(
+            self.settings.rasa_timeout_seconds, self._overdue, person
+        )
+
+    def answered(self, ref: str) -> None:
+        """The person heard from us (or a moderator got their words): no crisis answer is due."""
+        deadline = self._deadlines.pop(ref, None)
+        if deadline is not None:
+            deadline.cancel()
+
+    def _overdue(self, person: Person) -> None:
+        """Nothing reached the person in time: send the crisis numbers now (in the message's generation)."""
+        self._deadlines.pop(person.ref, None)
+        if self.turns.left(person.ref):
+            return
+        self._late.add(person.ref)
+        logger.warning(
+            "no answer within %.1f s; answered with the crisis numbers", self.settings.rasa_timeout_seconds
+        )
+        task = asyncio.create_task(self.talk.tell(person, say("utter_assistant_unavailable")))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def warm_up(self) -> bool:
+        """Have Rasa make its first prediction now, not on a person's first message; then delete the
+        throwaway conversation from its tracker store. False if Rasa could not be reached in time."""
+        seconds = self.settings.rasa_warm_up_seconds
+        if seconds is None:
+            return True
+        sender = f"warm-up-{uuid.uuid4().hex}"
+        try:
+            await asyncio.wait_for(self.rasa.send(sender, WARM_UP_MESSAGE, sender), seconds)
+            warm = True
+        except (asyncio.TimeoutError, RasaUnavailableError) as exc:
+            logger.warning("Rasa not warmed up (%s): its first answer may be late", type(exc).__name__)
+            warm = False
+        with contextlib.suppress(DatabaseDownError):  # logged by the store; the purge takes it later
+            await self.store.tracker_unit(
+                lambda t: privacy.forget_conversation(t, sender), "deleting the warm-up conversation"
+            )
+        if warm:
+            logger.info("Rasa warmed up")
+        return warm
 
     # ---------------------------------------------------------------- Rasa
 
@@ -225,12 +291,16 @@ class Conversation:
     async def _tell_unavailable(self, ref: str, pending: _Pending) -> None:
         if not pending.told and pending.generation == self.turns.generation(ref):
             pending.told = True
+            if ref in self._late:  # the message's deadline sent the crisis numbers already
+                return
             await self.talk.tell(Person(pending.chat_id, ref), say("utter_assistant_unavailable"))
 
     async def _deliver(self, person: Person, replies: list[BotMessage]) -> None:
         """Open or raise a case if Rasa asked for a person, then show Rasa's messages."""
         if self.turns.left(person.ref):
             return
+        self.answered(person.ref)
+        self._late.discard(person.ref)
         for reply in replies:
             if reply.handover is not None:
                 await self.handover.request(person, reply.handover.priority, reply.handover.reason)

@@ -75,6 +75,7 @@ class Gate:
         until = self._blocked.get(person.ref)
         if until is None or until <= self.store.now():
             return True
+        self.talk.answered(person.ref)  # blocked: told now and then, never the crisis answer each time
         now = self.store.seconds()
         told = self._told_blocked.get(person.ref)
         if told is None or told <= now - TELL_BLOCKED_EVERY_SECONDS:
@@ -136,6 +137,7 @@ class Gate:
             await self.talk.tell(person, say("utter_flood_full"))
             return
         held.append(work)
+        self.talk.answered(person.ref)  # held: answered in turn at the steady rate (told to slow down once)
         if verdict is Verdict.HOLD:
             return
         logger.warning("flood: a person is writing faster than the limit; holding their messages")

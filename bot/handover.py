@@ -209,6 +209,7 @@ class Handover:
             return False
         if case.state is CaseState.CLAIMED:
             # Kept in the case either way; if it went back to the queue, the person was told so.
+            self.talk.answered(person.ref)  # a person has their words: no crisis answer from the bot
             await self.to_moderator(case, text, sender)
             return True
         await self.transcribe(case.number, sender, text)

@@ -126,10 +126,14 @@ class Relay:
 
     # ---------------------------------------------------------------- updates
 
-    def arrived(self, ref: str) -> None:
-        """An update of the person's arrived: it belongs to their generation now (called before any await,
-        so a message sent before a quick exit is dropped by it, however long checking it takes)."""
-        self.turns.arrive(ref)
+    def arrived(self, person: Person, expects_answer: bool) -> None:
+        """An update of the person's arrived (called before any await). It belongs to their generation
+        now, so a message sent before a quick exit is dropped by it however long checking it takes; and
+        if it is a person's message (not a moderator's), they hear from us in time: the answer, or the
+        crisis numbers after RASA_TIMEOUT_SECONDS."""
+        self.turns.arrive(person.ref)
+        if expects_answer:
+            self.conversation.expect(person)
 
     async def first_delivery(self, bot_id: int, update_id: int) -> bool:
         """False if this bot's update was taken before, by any instance: it was delivered again."""
@@ -291,9 +295,11 @@ class Relay:
     # ---------------------------------------------------------------- jobs
 
     async def start(self) -> None:
-        """At start-up: load the blocks in force; give back every case held by someone who can't carry it."""
+        """At start-up: load the blocks in force; give back every case held by someone who can't carry it;
+        have Rasa make its first prediction, so that the first person is not the one who waits for it."""
         await self.gate.refresh_blocks()
         await self.handover.return_lost_claims()
+        await self.conversation.warm_up()
 
     async def check_waiting(self) -> None:
         """Tell people nobody has picked up yet, remind moderators, and owe a card to any case without one."""
@@ -331,6 +337,7 @@ def assemble(
     flood: FloodGuard | None = None,
 ) -> Relay:
     """Return the core for a channel: every part made once and handed to those that use it."""
+    button_payloads()  # domain.yml is read now, not on the first person's message
     store = Store(
         sessions,
         trackers or sessionmaker_for(settings.tracker_store_url, settings.database_timeouts),

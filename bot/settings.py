@@ -53,6 +53,8 @@ class Settings:
     rasa_timeout_seconds: float = 4.0
     # ... and Rasa's own answer is still delivered if it comes within this long.
     rasa_patience_seconds: float = 30.0
+    # At start-up the adapter waits this long at most for Rasa's first prediction (None: no warm-up).
+    rasa_warm_up_seconds: float | None = None
     handover_wait: dt.timedelta = dt.timedelta(minutes=5)
     handover_remind_every: dt.timedelta = dt.timedelta(minutes=10)
     # The group is reminded about a claimed case whose young person has waited this long for an answer.
@@ -229,6 +231,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         database_url=database_url,
         database_timeouts=database.database_timeouts,
         rasa_timeout_seconds=_seconds(env, "RASA_TIMEOUT_SECONDS", 4.0),
+        rasa_warm_up_seconds=_seconds(env, "RASA_WARM_UP_SECONDS", 180.0),
         handover_wait=dt.timedelta(seconds=_seconds(env, "HANDOVER_WAIT_SECONDS", 300)),
         handover_remind_every=dt.timedelta(seconds=_seconds(env, "HANDOVER_REMIND_SECONDS", 600)),
         claim_idle=dt.timedelta(seconds=_seconds(env, "CLAIM_IDLE_SECONDS", 300)),

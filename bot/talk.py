@@ -4,6 +4,7 @@ quick exit (its id only, bot/privacy.py's trail)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from bot import privacy
 from bot.channel import Channel, Say, UnreachableError
@@ -28,6 +29,9 @@ class Talk:
         self.channel = channel
         self.store = store
         self.turns = turns
+        # Told of each person who heard from us (or whose words reached a moderator): the conversation
+        # stops waiting to send them the crisis numbers (Conversation.expect).
+        self.answered: Callable[[str], None] = lambda ref: None
 
     async def send(self, chat_id: int, message: Say) -> list[int]:
         """Send a message; return its parts' ids (none if the chat can't be reached)."""
@@ -45,6 +49,7 @@ class Talk:
         if self.turns.left(person.ref):
             return
         sent = await self.send(person.chat_id, message)
+        self.answered(person.ref)
         await self.note_delivered(person, sent)
 
     async def note_delivered(self, person: Person, sent: list[int]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,6 +28,16 @@ pytestmark = pytest.mark.anyio
 OTHER_PERSON = 4343
 BOUND = 30.0  # seconds; only so that a regression fails instead of hanging
 FORGOTTEN = response_text("utter_forget_done").split("{", 1)[0]
+
+
+async def until(condition: Callable[[], bool], bound: float = BOUND) -> None:
+    """Wait until the condition holds (polled; `bound` only turns a regression into a failure)."""
+
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), bound)
 
 
 @contextmanager
@@ -53,8 +63,7 @@ async def test_a_blocked_database_call_does_not_hold_up_another_persons_reply(
     with write_locked(trackers_url):
         forgetting = asyncio.create_task(h.press(PERSON, "forget:yes"))
         # "forget me" has cleared the chat (before it turns to the tracker store) ...
-        while not h.request.deleted(PERSON):
-            await asyncio.wait_for(asyncio.sleep(0.01), BOUND)
+        await until(lambda: bool(h.request.deleted(PERSON)))
         # ... and another person is answered while it still waits for the lock.
         await asyncio.wait_for(h.text(OTHER_PERSON, "hi"), BOUND)
         assert h.request.texts(OTHER_PERSON) == "echo: hi"
