@@ -20,6 +20,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -46,6 +47,7 @@ from actions.models import NEEDS, STATISTICAL_GEOGRAPHY
 from actions.services import find_services
 from actions.settings import DEFAULT_GEO_TABLES, load_settings
 from bot.crypto import new_key
+from bot.responses import response_text
 from scripts import bench_telegram
 from scripts.stack import MODEL, ROOT, Stack, running_adapter, running_stack
 from tests.e2e.fake_telegram import FakeTelegram
@@ -61,7 +63,10 @@ CONVERSATION = (
 )
 MAX_SECONDS = 300  # each load run stops sending after this
 REPLY_TIMEOUT_SECONDS = 120
+SETTLE_SECONDS = 3.0  # a turn is over when nothing more arrives for this long (learning the counts)
 GROUP = -1009000000001
+# The adapter's answer when Rasa is late: an extra message on a slow turn, not one of Rasa's answers.
+LATE_ANSWER = response_text("utter_assistant_unavailable")
 REPORT = ROOT / "docs" / "benchmarks.md"
 START_MARK, END_MARK = "<!-- make bench: start -->", "<!-- make bench: end -->"
 
@@ -205,17 +210,34 @@ class Pipeline:
         self.fake.start_private_chat(person)
         return person
 
+    def answers(self, person: int) -> int:
+        """Return how many of Rasa's answers the person has: every message but the crisis numbers the
+        adapter sends when an answer is late (a slow turn gets those *and* its answer, a fast one not)."""
+        return sum(1 for m in self.fake.messages(person) if m.get("text") != LATE_ANSWER)
+
+    def wait_for_answers(self, person: int, count: int) -> None:
+        """Wait until the person has `count` of Rasa's answers (AssertionError after the reply timeout)."""
+        deadline = time.monotonic() + REPLY_TIMEOUT_SECONDS
+        while True:
+            seen = self.fake.messages(person)
+            if sum(1 for m in seen if m.get("text") != LATE_ANSWER) >= count:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"person {person}: {count} answers expected, {len(seen)} messages came")
+            self.fake.wait_for_message(person, after=len(seen), timeout=remaining)
+
     def learn_replies(self) -> None:
-        """Count each turn's replies once, one message at a time (the conversation is deterministic)."""
+        """Count each turn's answers once, one message at a time (the conversation is deterministic)."""
         person, counts = self._person(), []
         for message in CONVERSATION:
-            before = len(self.fake.messages(person))
+            before = self.answers(person)
             self.fake.user_sends_text(person, message)
-            self.fake.wait_for_message(person, after=before, timeout=REPLY_TIMEOUT_SECONDS)
-            settled = len(self.fake.messages(person))
-            while True:  # the turn is over when nothing more arrives for 3 s
-                time.sleep(3)
-                now = len(self.fake.messages(person))
+            self.wait_for_answers(person, before + 1)
+            settled = self.answers(person)
+            while True:  # the turn is over when nothing more arrives for a while
+                time.sleep(SETTLE_SECONDS)
+                now = self.answers(person)
                 if now == settled:
                     break
                 settled = now
@@ -228,10 +250,10 @@ class Pipeline:
         for message, expected in zip(CONVERSATION, self.replies, strict=True):
             if time.monotonic() > deadline:
                 return
-            before = len(self.fake.messages(person))
+            before = self.answers(person)
             start = time.perf_counter()
             self.fake.user_sends_text(person, message)
-            self.fake.wait_for_message(person, after=before + expected - 1, timeout=REPLY_TIMEOUT_SECONDS)
+            self.wait_for_answers(person, before + expected)
             latencies.append(time.perf_counter() - start)
             time.sleep(pause)
 
@@ -247,9 +269,11 @@ class Pipeline:
         return Run("Adapter + Rasa (Telegram)" + paused(pause), users, latencies, time.perf_counter() - start)
 
 
-def adapter_env(fake: FakeTelegram, stack: Stack) -> dict[str, str]:
+def adapter_env(fake: FakeTelegram, stack: Stack, rasa_timeout: float | None = None) -> dict[str, str]:
     """The adapter's settings for the bench: the fake Bot API, rate limiting off (it is Telegram's)."""
+    chosen = {"RASA_TIMEOUT_SECONDS": str(rasa_timeout)} if rasa_timeout is not None else {}
     return {
+        **chosen,
         "TELEGRAM_BOT_TOKEN": fake.token,
         "TELEGRAM_BASE_URL": fake.base_url,
         "TELEGRAM_RATE_LIMIT": "off",
@@ -430,11 +454,47 @@ class Meter:
         return done, cpu_line(f"{done.label}, {done.users} users", messages, used)
 
 
+def keep_logs(workdir: Path, profile: Profile) -> Path:
+    """Copy the processes' logs of a failed run to results/bench/ (the run's folder is deleted) and
+    return where they are."""
+    kept = (
+        ROOT
+        / "results"
+        / "bench"
+        / f"failed-{time.strftime('%Y%m%d-%H%M%S')}-{profile.name.split()[0].lower()}"
+    )
+    kept.mkdir(parents=True, exist_ok=True)
+    for log in workdir.glob("*.log"):
+        shutil.copy2(log, kept / log.name)
+    return kept
+
+
 def conversations(
-    profile: Profile, model: Path, user_counts: list[int], paced: tuple[int, float], workdir: Path
+    profile: Profile,
+    model: Path,
+    user_counts: list[int],
+    paced: tuple[int, float],
+    workdir: Path,
+    rasa_timeout: float | None = None,
 ) -> list[str]:
     """Rasa alone and the whole pipeline at each number of users, then `paced` users (count, pause)
-    who pause between messages as people do; return the report's lines."""
+    who pause between messages as people do; return the report's lines. If the run fails, the
+    processes' logs are kept under results/bench/ and where is printed."""
+    try:
+        return _conversations(profile, model, user_counts, paced, workdir, rasa_timeout)
+    except BaseException:
+        print(f"bench failed: the processes' logs are kept in {keep_logs(workdir, profile)}", flush=True)
+        raise
+
+
+def _conversations(
+    profile: Profile,
+    model: Path,
+    user_counts: list[int],
+    paced: tuple[int, float],
+    workdir: Path,
+    rasa_timeout: float | None,
+) -> list[str]:
     lines = [
         f"### {profile.describe()}",
         "",
@@ -444,7 +504,8 @@ def conversations(
     overheads, cpu = [], []
     with profile_stack(profile, model, workdir) as stack, FakeTelegram() as fake:
         fake.add_group(GROUP, "Signpost moderators (bench)")
-        with running_adapter(workdir, adapter_env(fake, stack), name="bench-adapter") as adapter:
+        env = adapter_env(fake, stack, rasa_timeout)
+        with running_adapter(workdir, env, name="bench-adapter") as adapter:
             fake.wait_for_call("getUpdates", timeout=120)
             pipeline = Pipeline(fake)
             pipeline.learn_replies()
@@ -546,6 +607,11 @@ def main(argv: list[str] | None = None) -> int:
         help="Redis URL for the production profile's lock store (default: TEST_REDIS_URL)",
     )
     parser.add_argument(
+        "--rasa-timeout",
+        type=float,
+        help="the adapter's RASA_TIMEOUT_SECONDS (e.g. 0.5 to take the slow-Rasa path, as a cold Rasa does)",
+    )
+    parser.add_argument(
         "--rasa-workers", type=int, default=os.cpu_count() or 1, help="Rasa worker processes (production)"
     )
     args = parser.parse_args(argv)
@@ -564,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
             print(profile.describe(), flush=True)
             with tempfile.TemporaryDirectory() as tmp:
                 paced = (int(args.paced[0]), args.paced[1])
-                report += conversations(profile, args.model, args.users, paced, Path(tmp))
+                report += conversations(profile, args.model, args.users, paced, Path(tmp), args.rasa_timeout)
     if not args.directory_only and not args.no_telegram_limits:
         print("What Telegram's limits carry (scripts/bench_telegram.py, its defaults)", flush=True)
         limits = bench_telegram.report(asyncio.run(bench_telegram.run(40, 3, 10, 3)))
