@@ -92,6 +92,84 @@ def check_a_cancelled_message_is_logged_without_it() -> None:
     assert MARKER not in log, log
 
 
+def tried(message_id: str | None = "m-1", sender: str = "ref-1") -> UserMessage:
+    """A message as the adapter sends it: its id in the REST metadata, the same on every retry."""
+    metadata = {"message_id": message_id} if message_id is not None else None
+    return UserMessage("hello", CollectingOutputChannel(), sender, metadata=metadata)
+
+
+class Handling:
+    """Rasa's message handling, counted: each message gets an answer naming how many came before."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = asyncio.Event()
+        self.started = asyncio.Event()
+
+    async def __call__(self, received: UserMessage) -> None:
+        self.calls += 1
+        self.started.set()
+        await self.release.wait()
+        await received.output_channel.send_text_message(received.sender_id, f"answer {self.calls}")
+
+
+def answers(received: UserMessage) -> list[str]:
+    return [m.get("text") for m in received.output_channel.messages]  # type: ignore[attr-defined]
+
+
+def check_a_retry_while_rasa_still_handles_the_first_try_gets_its_answer_and_is_not_a_new_turn() -> None:
+    async def run() -> None:
+        handling, channel = Handling(), channels.RestInput()
+        handle = channel.once(handling)
+        first, retry = tried(), tried()
+        first_task = asyncio.ensure_future(handle(first))
+        await handling.started.wait()
+        retry_task = asyncio.ensure_future(handle(retry))
+        await asyncio.sleep(0)
+        handling.release.set()
+        await asyncio.gather(first_task, retry_task)
+        assert handling.calls == 1, handling.calls
+        assert answers(first) == answers(retry) == ["answer 1"], (answers(first), answers(retry))
+
+    asyncio.run(run())
+
+
+def check_a_retry_after_the_first_try_was_answered_gets_the_recorded_answer() -> None:
+    async def run() -> None:
+        handling, channel = Handling(), channels.RestInput()
+        handling.release.set()
+        handle = channel.once(handling)
+        await handle(tried())
+        again = tried()
+        await handle(again)
+        other = tried("m-2")
+        await handle(other)  # another message: a turn of its own
+        elsewhere = tried(sender="ref-2")
+        await handle(elsewhere)  # the same id from someone else: theirs
+        without = tried(None)
+        await handle(without)
+        assert handling.calls == 4, handling.calls
+        assert answers(again) == ["answer 1"] and answers(other) == ["answer 2"], answers(again)
+
+    asyncio.run(run())
+
+
+def check_a_first_try_that_was_cancelled_is_handled_again() -> None:
+    async def run() -> None:
+        handling, channel = Handling(), channels.RestInput()
+        handle = channels.quietly(channel.once(handling))  # as the blueprint chains them
+        first = asyncio.ensure_future(handle(tried()))
+        await handling.started.wait()
+        first.cancel()  # the client left; Rasa saved nothing of it
+        await asyncio.gather(first, return_exceptions=True)
+        handling.release.set()
+        retry = tried()
+        await handle(retry)
+        assert handling.calls == 2 and answers(retry) == ["answer 2"], (handling.calls, answers(retry))
+
+    asyncio.run(run())
+
+
 def main() -> None:
     results = {}
     for name, check in sorted(globals().items()):
