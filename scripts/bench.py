@@ -436,6 +436,7 @@ class Meter:
 
     def __init__(self, processes: dict[str, list[int]]) -> None:
         self.processes = processes
+        self.last: dict[str, float] = {}  # the last run's CPU ms a message, per process
 
     def read(self) -> dict[str, float]:
         here = os.times()
@@ -451,7 +452,19 @@ class Meter:
         after = self.read()
         messages = len(done.latencies) + len(CONVERSATION)
         used = {name: after[name] - before[name] for name in names}
+        self.last = {name: 1000 * seconds / messages for name, seconds in used.items()}
         return done, cpu_line(f"{done.label}, {done.users} users", messages, used)
+
+
+def target_lines(adapter_ms: float, ratio: float, users: int) -> list[str]:
+    """Return this run's figures against issue 14's targets (D), printed as well."""
+    found = [
+        f"Issue 14's targets, this run: adapter CPU a message at {users} users: **{adapter_ms:.1f} ms** "
+        f"(target ≤ 5 ms); pipeline throughput ÷ Rasa alone at {users} users: **{ratio:.2f}** "
+        "(target ≥ 0.85).",
+    ]
+    print(*found, sep="\n", flush=True)
+    return found
 
 
 def keep_logs(workdir: Path, profile: Profile) -> Path:
@@ -502,6 +515,7 @@ def _conversations(
         "|---|---|---|---|---|---|---|",
     ]
     overheads, cpu = [], []
+    targets: list[str] = []
     with profile_stack(profile, model, workdir) as stack, FakeTelegram() as fake:
         fake.add_group(GROUP, "Signpost moderators (bench)")
         env = adapter_env(fake, stack, rasa_timeout)
@@ -521,6 +535,8 @@ def _conversations(
                     print(run.line(), flush=True)
                     lines.append(run.line())
                 overheads.append(f"{users} users{paused(pause)}: {overhead(alone, through)}")
+                if users == max(user_counts) and not pause:
+                    targets = target_lines(meter.last["adapter"], through.rate / alone.rate, users)
                 cpu += [alone_cpu, through_cpu]
                 print(alone_cpu, through_cpu, sep="\n", flush=True)
             rasa_peak = max(peak_memory_mb(pid) for pid in rasa)
@@ -538,6 +554,8 @@ def _conversations(
         + ".",
         *(line + "." for line in cpu),
         memory + ".",
+        "",
+        *targets,
         "",
     ]
 
@@ -642,6 +660,13 @@ def main(argv: list[str] | None = None) -> int:
             limits,
             "```",
         ]
+    if not args.directory_only:
+        exit_seconds = asyncio.run(bench_telegram.quick_exit_while_rasa_thinks())
+        report.append(
+            f"Quick exit while Rasa takes {bench_telegram.QUICK_EXIT_RASA_SECONDS:g} s over the message "
+            f"before it (/exit sent → the neutral message shown): **{exit_seconds:.2f} s** (target ≤ 1 s)."
+        )
+        print(report[-1], flush=True)
     if not args.no_report:
         command = ["python -m scripts.bench", *(argv if argv is not None else sys.argv[1:])]
         if args.postgres and args.redis and "--postgres" not in command:

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from bot.crypto import new_key
 from bot.handlers import RELAY
 from bot.models import HandoverCase
 from bot.pseudonym import pseudonym
+from bot.responses import response_text
 from bot.settings import Settings
 from tests.e2e.fake_telegram import FakeTelegram
 
@@ -313,3 +315,51 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+QUICK_EXIT_RASA_SECONDS = 25.0
+QUICK_EXIT_PERSON = 7_500_001
+
+
+async def quick_exit_while_rasa_thinks(rasa_seconds: float = QUICK_EXIT_RASA_SECONDS) -> float:
+    """Return how long quick exit takes (the person's /exit sent → the neutral message in their chat)
+    while Rasa takes `rasa_seconds` over the message before it (issue 14: target ≤ 1 s)."""
+    thinking = asyncio.Event()
+
+    async def slow_rasa(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if body["message"] != "/quick_exit":
+            thinking.set()
+            await asyncio.sleep(rasa_seconds)
+        return httpx.Response(200, json=[{"recipient_id": body["sender"], "text": "late answer"}])
+
+    with tempfile.TemporaryDirectory() as tmp, FakeTelegram() as fake:
+        database_url, tracker_url = f"sqlite:///{Path(tmp) / 'cases.db'}", f"sqlite:///{Path(tmp) / 't.db'}"
+        upgrade(database_url)
+        privacy.EVENTS.metadata.create_all(engine_for(tracker_url))
+        fake.add_group(GROUP, "Signpost moderators")
+        fake.start_private_chat(QUICK_EXIT_PERSON)
+        settings = settings_for(fake, database_url, tracker_url)  # Rasa's patience: 30 s, so it waits
+        app = build_application(settings, rasa_transport=httpx.MockTransport(slow_rasa))
+        await app.initialize()
+        assert app.post_init is not None and app.post_shutdown is not None and app.updater is not None
+        await app.post_init(app)
+        await app.start()
+        await app.updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES)
+        try:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, fake.user_sends_text, QUICK_EXIT_PERSON, "he is outside")
+            await asyncio.wait_for(thinking.wait(), 30)
+            before = len(fake.messages(QUICK_EXIT_PERSON))
+            start = time.perf_counter()
+            await loop.run_in_executor(None, fake.user_sends_text, QUICK_EXIT_PERSON, "/exit")
+            neutral = saying(response_text("utter_quick_exit"))
+            await loop.run_in_executor(
+                None, partial(fake.wait_for_message, QUICK_EXIT_PERSON, neutral, 60.0, before)
+            )
+            return time.perf_counter() - start
+        finally:
+            await app.updater.stop()
+            await app.stop()
+            await app.post_shutdown(app)
+            await app.shutdown()
