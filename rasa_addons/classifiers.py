@@ -11,14 +11,20 @@ this component) places a message by meaning instead. This component:
    `alarm_boost` before the vote is normalised;
 5. reads a long message one sentence at a time: if the most alarming sentence scores at least
    `sentence_threshold` for a disclosure or danger, that intent decides (a young person's long account
-   mentions the harm once, in the middle) - unless the message is written as a worker's, about a child in
-   their care (`perspective`), where a harm in one sentence is the subject of their question;
+   mentions the harm once, in the middle) - unless the whole message is read as ordinary with at least
+   `ordinary_hold` confidence, or it is written as a worker's, about a child in their care
+   (`perspective`), where a harm in one sentence is the subject of their question;
 6. never lets danger words pass: a message that uses a phrase of the `danger_lookups` tables (the
    training data's own lookup tables, "kill myself", "self-harm" ... in any word form: "self-harming",
    "ending it all") in the writer's own voice, not negated ("i'd never"), is danger. A means of harm
    (`means_lookups`: pills, blade ...) is danger when the vote also sees some danger in the message, and
-   so is a message DIET alone is sure is danger (`diet_danger`): neither reader outvotes the other's
-   certainty of danger.
+   so is a message DIET alone is sure is danger (`diet_danger`) if the encoder sees at least a little
+   danger in it too (`diet_danger_support`): DIET's certainty alone read much low mood as danger;
+7. weighs workers' questions together: when the worker intents' scores together outweigh the top
+   ordinary reading `worker_mass` times, the likeliest worker question is the answer (a worker's long
+   question spreads its score over several topics); but a message in the writer's own voice (at least
+   `first_person`) read as a worker question goes to its likeliest disclosure when the disclosures
+   together reach `young_alarm` of the worker reading (a young person who mentions school or a teacher).
 
 Named in config.yml after DIETClassifier and before FallbackClassifier. Plain functions below do the
 work and are tested without Rasa (tests/rasa_addons/test_classifiers.py).
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -202,36 +209,67 @@ def most_alarming(sentences: list[dict[str, float]]) -> tuple[str, float] | None
     return best
 
 
+@dataclass(frozen=True)
+class Rules:
+    """The thresholds of `decide`, from config.yml (README "NLU choices" says how each was chosen)."""
+
+    sentence: float = 0.5  # one sentence's alarm score that decides a message read as ordinary
+    risk: float = 0.3  # one sentence's danger score that decides a message not read as danger
+    ordinary_hold: float = 1.0  # an ordinary reading this sure of the whole is not overruled by a sentence
+    worker_floor: float = 1.0  # a worker's likeliest question, at least this likely, beats "not sure"
+    worker_mass: float = 0.0  # worker readings together, this many times the top ordinary one, mean a worker
+    young_alarm: float = 0.0  # in the first person, alarms together at this share of a worker reading win
+    first_person: float = 0.3  # how much "I/me/my" makes a message the writer's own account
+
+
 def decide(
     ranking: dict[str, float],
     sentences: list[dict[str, float]],
-    threshold: float,
-    risk_threshold: float,
+    rules: Rules,
     as_worker: bool,
+    first_person: float = 0.0,
     danger_words: bool = False,
-    worker_floor: float = 1.0,
 ) -> dict[str, float]:
-    """Return the ranking, raised to danger or a disclosure that one sentence shows and the whole hid.
+    """Return the ranking, raised to danger, a disclosure or a worker question that the plain vote hid.
 
     A message in a worker's voice keeps a worker's reading: their likeliest worker question, if it is
     at least `worker_floor` likely, comes first (a worker's long account read as "not sure" otherwise).
     """
     top = max(ranking, key=ranking.__getitem__)
+    workers = {n: p for n, p in ranking.items() if n.startswith(WORKER_PREFIX)}
+    best_worker = max(workers, key=workers.__getitem__, default=None)
     if as_worker:
-        workers = {n: p for n, p in ranking.items() if n.startswith(WORKER_PREFIX)}
-        best = max(workers, key=workers.__getitem__, default=None)
-        if best and not top.startswith(WORKER_PREFIX) and workers[best] >= worker_floor:
-            return raise_to(ranking, best, workers[best])
+        if best_worker and not top.startswith(WORKER_PREFIX) and workers[best_worker] >= rules.worker_floor:
+            return raise_to(ranking, best_worker, workers[best_worker])
         return ranking
-    risk = max((s.get(RISK_INTENT, 0.0) for s in sentences), default=0.0)
     if top != RISK_INTENT and danger_words:
+        risk = max((s.get(RISK_INTENT, 0.0) for s in sentences), default=0.0)
         return raise_to(ranking, RISK_INTENT, max(risk, 0.6))
-    if top != RISK_INTENT and risk_threshold > 0 and risk >= risk_threshold:
+    held = not is_alarm(top) and ranking[top] >= rules.ordinary_hold
+    risk = max((s.get(RISK_INTENT, 0.0) for s in sentences), default=0.0)
+    if top != RISK_INTENT and not held and rules.risk > 0 and risk >= rules.risk:
         return raise_to(ranking, RISK_INTENT, risk)
-    if is_alarm(top) or threshold <= 0:
+    alarms = {n: p for n, p in ranking.items() if is_alarm(n)}
+    if (
+        top.startswith(WORKER_PREFIX)
+        and rules.young_alarm > 0
+        and first_person >= rules.first_person
+        and alarms
+        and sum(alarms.values()) >= rules.young_alarm * ranking[top]
+    ):
+        return raise_to(ranking, max(alarms, key=alarms.__getitem__), sum(alarms.values()))
+    if (
+        best_worker
+        and rules.worker_mass > 0
+        and not top.startswith(WORKER_PREFIX)
+        and not is_alarm(top)
+        and sum(workers.values()) >= rules.worker_mass * ranking[top]
+    ):
+        return raise_to(ranking, best_worker, sum(workers.values()))
+    if is_alarm(top) or held or rules.sentence <= 0:
         return ranking
     found = most_alarming(sentences)
-    if found is None or found[1] < threshold:
+    if found is None or found[1] < rules.sentence:
         return ranking
     return raise_to(ranking, *found)
 
@@ -262,7 +300,12 @@ class SentenceVoteClassifier(GraphComponent, IntentClassifier):
             "means_lookups": [],
             "means_support": 0.15,
             "diet_danger": 1.1,
+            "diet_danger_support": 0.0,
+            "ordinary_hold": 1.0,
             "worker_floor": 1.0,
+            "worker_mass": 0.0,
+            "young_alarm": 0.0,
+            "first_person": 0.3,
             "min_sentence_tokens": 3,
             "perspective": True,
             "C": 4.0,
@@ -284,6 +327,15 @@ class SentenceVoteClassifier(GraphComponent, IntentClassifier):
         self._lookups = lookups or {}
         self._danger = lexicon([w for name in config["danger_lookups"] for w in self._lookups.get(name, [])])
         self._means = lexicon([w for name in config["means_lookups"] for w in self._lookups.get(name, [])])
+        self._rules = Rules(
+            sentence=float(config["sentence_threshold"]),
+            risk=float(config["risk_threshold"]),
+            ordinary_hold=float(config["ordinary_hold"]),
+            worker_floor=float(config["worker_floor"]),
+            worker_mass=float(config["worker_mass"]),
+            young_alarm=float(config["young_alarm"]),
+            first_person=float(config["first_person"]),
+        )
 
     @classmethod
     def create(
@@ -374,20 +426,16 @@ class SentenceVoteClassifier(GraphComponent, IntentClassifier):
             ranking = vote(diet, named[0], float(self._config["weight"]), float(self._config["alarm_boost"]))
             as_worker = bool(self._config["perspective"]) and bool(signals[1])
             seen_risk = max([ranking.get(RISK_INTENT, 0.0)] + [n.get(RISK_INTENT, 0.0) for n in named])
+            encoder_risk = max(n.get(RISK_INTENT, 0.0) for n in named)
             danger_words = (
                 says(self._danger, text)
                 or (says(self._means, text) and seen_risk >= float(self._config["means_support"]))
-                or diet.get(RISK_INTENT, 0.0) >= float(self._config["diet_danger"])
+                or (
+                    diet.get(RISK_INTENT, 0.0) >= float(self._config["diet_danger"])
+                    and encoder_risk >= float(self._config["diet_danger_support"])
+                )
             )
-            ranking = decide(
-                ranking,
-                named[1:],
-                float(self._config["sentence_threshold"]),
-                float(self._config["risk_threshold"]),
-                as_worker,
-                danger_words,
-                float(self._config["worker_floor"]),
-            )
+            ranking = decide(ranking, named[1:], self._rules, as_worker, float(signals[0]), danger_words)
             ordered = sorted(ranking.items(), key=lambda kv: -kv[1])[:10]
             top_name, top_confidence = ordered[0]
             message.set(

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -53,21 +54,23 @@ REAL_TARGETS = {
     "worker_routing": 0.85,
     "young_person_to_worker": 0.03,
 }
-# Issue 13's targets above are not all reached yet (README "NLU choices"). Until they are, `make test`
-# holds the real-set figures at what the chosen model reached (make eval on 2026-12-07: 0.891, 0.590,
-# 1.000, 0.144, 0.741, 0.039), less about two messages' worth, so that nothing slips back; where a
-# target is reached, the target is the gate. The report prints both.
+# Issue 13's targets above are not all reached yet (README "NLU choices"). `make test` holds the
+# real-set figures at what the chosen model reached (the offline vote over the folds' trained DIET on
+# 2026-12-07: 0.894, 0.602, 1.000, 0.136, 0.843, 0.043), less about three messages' worth - a fold's
+# training on another run can move a message or two - so that nothing slips back. The report prints both.
 REAL_GATE = {
     "disclosure_recall": 0.87,
-    "exact_harm_type": 0.57,
+    "exact_harm_type": 0.58,
     "risk_recall": 0.95,
-    "false_alarm_rate": 0.16,
-    "worker_routing": 0.71,
-    "young_person_to_worker": 0.05,
+    "false_alarm_rate": 0.15,
+    "worker_routing": 0.81,
+    "young_person_to_worker": 0.06,
 }
 AT_MOST = {"false_alarm_rate", "misrouted_as_disclosure", "young_person_to_worker"}
 DISTRESS_INTENT = "distress"
 WORKER_ROLE_INTENT = "inform_role_worker"
+# Our own pipeline components, as config.yml names them ("rasa_addons.classifiers.SentenceVoteClassifier").
+PIPELINE_MODULE = re.compile(r"\brasa_addons\.(\w+)\.")
 LENGTHS = (("up to 15 words", 0, 15), ("16-40 words", 16, 40), ("over 40 words", 41, 10**6))
 
 
@@ -247,8 +250,10 @@ def write_nlu(messages: list[real_messages.RealMessage], path: Path) -> None:
 
 
 def newest_input() -> float:
-    """Return the time the training data, the pipeline or its code last changed."""
-    inputs = [ROOT / "config.yml", *(ROOT / "nlu").glob("**/*.yml"), *(ROOT / "rasa_addons").glob("*.py")]
+    """Return the time the training data, the pipeline or the code of its own components last changed."""
+    config = ROOT / "config.yml"
+    components = {ROOT / "rasa_addons" / f"{name}.py" for name in PIPELINE_MODULE.findall(config.read_text())}
+    inputs = [config, *(ROOT / "nlu").glob("**/*.yml"), *components]
     return max(path.stat().st_mtime for path in inputs)
 
 

@@ -38,7 +38,7 @@ def check_one_alarming_sentence_decides_a_long_message_that_hid_it() -> None:
         {"out_of_scope": 0.9, "disclose_sextortion": 0.1},
         {"out_of_scope": 0.2, "disclose_sextortion": 0.8},
     ]
-    decided = c.decide(ranking, sentences, threshold=0.5, risk_threshold=0.3, as_worker=False)
+    decided = c.decide(ranking, sentences, c.Rules(sentence=0.5, risk=0.3), as_worker=False)
     assert max(decided, key=decided.get) == "disclose_sextortion", decided
     assert abs(sum(decided.values()) - 1) < 1e-9
 
@@ -49,14 +49,14 @@ def check_danger_in_one_sentence_outranks_a_disclosure() -> None:
         {"disclose_cyberbullying": 0.9, "risk_immediate": 0.1},
         {"risk_immediate": 0.6, "distress": 0.4},
     ]
-    decided = c.decide(ranking, sentences, threshold=0.5, risk_threshold=0.3, as_worker=False)
+    decided = c.decide(ranking, sentences, c.Rules(sentence=0.5, risk=0.3), as_worker=False)
     assert max(decided, key=decided.get) == "risk_immediate", decided
 
 
 def check_a_faint_sentence_changes_nothing() -> None:
     ranking = {"out_of_scope": 0.7, "disclose_sextortion": 0.3}
     sentences = [{"out_of_scope": 0.7, "disclose_sextortion": 0.3}]
-    assert c.decide(ranking, sentences, threshold=0.5, risk_threshold=0.3, as_worker=False) == ranking
+    assert c.decide(ranking, sentences, c.Rules(sentence=0.5, risk=0.3), as_worker=False) == ranking
 
 
 def check_a_worker_asking_about_a_pupil_keeps_their_reading() -> None:
@@ -65,17 +65,70 @@ def check_a_worker_asking_about_a_pupil_keeps_their_reading() -> None:
     assert not c.worker_voice("a man online keeps asking me for pics and i dont know what to do")
     ranking = {"worker_referral_front_door": 0.6, "disclose_grooming": 0.4}
     sentences = [{"disclose_grooming": 0.9, "worker_referral_front_door": 0.1}]
-    assert c.decide(ranking, sentences, threshold=0.5, risk_threshold=0.3, as_worker=True) == ranking
+    assert c.decide(ranking, sentences, c.Rules(sentence=0.5, risk=0.3), as_worker=True) == ranking
 
 
 def check_a_worker_read_as_unsure_gets_their_likeliest_worker_question() -> None:
     ranking = {"out_of_scope": 0.5, "worker_recording": 0.3, "disclose_grooming": 0.2}
-    decided = c.decide(ranking, [], threshold=0.5, risk_threshold=0.3, as_worker=True, worker_floor=0.1)
+    decided = c.decide(ranking, [], c.Rules(sentence=0.5, risk=0.3, worker_floor=0.1), as_worker=True)
     assert max(decided, key=decided.get) == "worker_recording", decided
     faint = {"out_of_scope": 0.9, "worker_recording": 0.05, "disclose_grooming": 0.05}
-    assert c.decide(faint, [], threshold=0.5, risk_threshold=0.3, as_worker=True, worker_floor=0.1) == faint
-    young = c.decide(ranking, [], threshold=0.5, risk_threshold=0.3, as_worker=False, worker_floor=0.1)
+    assert c.decide(faint, [], c.Rules(sentence=0.5, risk=0.3, worker_floor=0.1), as_worker=True) == faint
+    young = c.decide(ranking, [], c.Rules(sentence=0.5, risk=0.3, worker_floor=0.1), as_worker=False)
     assert young == ranking
+
+
+def check_a_sure_ordinary_reading_holds_against_one_sentence() -> None:
+    rules = c.Rules(sentence=0.5, risk=0.3, ordinary_hold=0.7)
+    ranking = {"out_of_scope": 0.8, "disclose_other_harm": 0.1, "risk_immediate": 0.1}
+    sentences = [
+        {"out_of_scope": 0.9, "disclose_other_harm": 0.1},
+        {"disclose_other_harm": 0.6, "risk_immediate": 0.4},
+    ]
+    assert c.decide(ranking, sentences, rules, as_worker=False) == ranking
+    unsure = {"out_of_scope": 0.6, "disclose_other_harm": 0.3, "risk_immediate": 0.1}
+    decided = c.decide(unsure, sentences, rules, as_worker=False)
+    assert max(decided, key=decided.get) == "risk_immediate", decided
+    danger = c.decide(ranking, sentences, rules, as_worker=False, danger_words=True)
+    assert max(danger, key=danger.get) == "risk_immediate", danger
+
+
+def check_worker_readings_together_outweigh_one_ordinary_reading() -> None:
+    rules = c.Rules(worker_mass=1.0)
+    ranking = {
+        "out_of_scope": 0.3,
+        "worker_recording": 0.25,
+        "worker_referral_front_door": 0.2,
+        "greet": 0.25,
+    }
+    decided = c.decide(ranking, [], rules, as_worker=False)
+    assert max(decided, key=decided.get) == "worker_recording", decided
+    assert decided["worker_recording"] >= 0.45, decided
+    fewer = {"out_of_scope": 0.6, "worker_recording": 0.25, "worker_referral_front_door": 0.15}
+    assert c.decide(fewer, [], rules, as_worker=False) == fewer
+    alarm = {
+        "disclose_grooming": 0.3,
+        "worker_recording": 0.25,
+        "worker_referral_front_door": 0.2,
+        "greet": 0.25,
+    }
+    assert c.decide(alarm, [], rules, as_worker=False) == alarm
+
+
+def check_a_young_persons_own_account_read_as_a_worker_question_goes_to_the_harm() -> None:
+    rules = c.Rules(young_alarm=0.8, first_person=0.3)
+    ranking = {
+        "worker_sharing_nudes_guidance": 0.4,
+        "disclose_image_shared": 0.2,
+        "disclose_grooming": 0.15,
+        "out_of_scope": 0.25,
+    }
+    decided = c.decide(ranking, [], rules, as_worker=False, first_person=0.5)
+    assert max(decided, key=decided.get) == "disclose_image_shared", decided
+    assert c.decide(ranking, [], rules, as_worker=False, first_person=0.1) == ranking
+    assert c.decide(ranking, [], rules, as_worker=True, first_person=0.5) == ranking
+    faint = {"worker_sharing_nudes_guidance": 0.6, "disclose_image_shared": 0.1, "out_of_scope": 0.3}
+    assert c.decide(faint, [], rules, as_worker=False, first_person=0.5) == faint
 
 
 def check_perspective_counts_the_writers_own_words() -> None:
@@ -114,9 +167,9 @@ def check_danger_words_negated_or_about_content_are_not_danger() -> None:
 
 def check_danger_words_decide_unless_a_worker_asks() -> None:
     ranking = {"disclose_cyberbullying": 0.7, "risk_immediate": 0.1, "distress": 0.2}
-    decided = c.decide(ranking, [], threshold=0.5, risk_threshold=0.3, as_worker=False, danger_words=True)
+    decided = c.decide(ranking, [], c.Rules(sentence=0.5, risk=0.3), as_worker=False, danger_words=True)
     assert max(decided, key=decided.get) == "risk_immediate", decided
-    kept = c.decide(ranking, [], threshold=0.5, risk_threshold=0.3, as_worker=True, danger_words=True)
+    kept = c.decide(ranking, [], c.Rules(sentence=0.5, risk=0.3), as_worker=True, danger_words=True)
     assert kept == ranking
 
 
