@@ -8,6 +8,7 @@ memory only (no row refers to the person afterwards), so that a later quick exit
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -62,6 +63,7 @@ class Leaving:
         self.parts = parts
         # The "you are forgotten" answer per person: (when, message ids), in memory only.
         self._forget_answers: OrderedDict[str, tuple[float, list[int]]] = OrderedDict()
+        self._resets: set[asyncio.Task[None]] = set()  # Rasa told of a quick exit, in the background
 
     def _leave(self, ref: str) -> int:
         """Start the person's next generation: cancel what is with Rasa, drop what is pending or held.
@@ -74,12 +76,34 @@ class Leaving:
     async def quick_exit(self, person: Person, message_id: int | None) -> None:
         """`/exit` or the Leave quickly button: clear the chat, leave a neutral message, reset Rasa.
 
-        It never waits for Rasa: what was with Rasa, pending or held is dropped first, without the lock.
+        It never waits for Rasa: what was with Rasa, pending or held is dropped first, without the lock,
+        and Rasa's reset goes in the background (`_reset_rasa`).
         """
         dropped = self._leave(person.ref)
         await self._clear_chat(person, [message_id] if message_id is not None else [], dropped)
-        if not await self.conversation.tell_rasa(person.ref, "/quick_exit"):  # Rasa restarts, unseen
-            logger.info("quick exit: Rasa not told (unavailable); the chat was still cleared")
+        task = asyncio.ensure_future(self.turns.bind(person.ref, lambda: self._reset_rasa(person.ref))())
+        self._resets.add(task)
+        task.add_done_callback(self._resets.discard)
+
+    async def resets_sent(self) -> None:
+        """Wait until every reset on its way to Rasa is done (tests; a shutdown may drop them)."""
+        if self._resets:
+            await asyncio.wait(set(self._resets))
+
+    async def _reset_rasa(self, ref: str) -> None:
+        """Tell Rasa the person left (it restarts their conversation, unseen), in the exit's generation.
+
+        Runs after the exit's handler is done, so a slow Rasa holds up nothing; it takes the person's
+        turn, so a message they write next reaches Rasa after the reset. A failure is logged by its kind.
+        """
+        try:
+            async with self.turns.lock(ref):
+                if self.turns.left(ref):
+                    return  # they left again meanwhile: that exit resets Rasa itself
+                if not await self.conversation.tell_rasa(ref, "/quick_exit"):
+                    logger.info("quick exit: Rasa not told (unavailable); the chat was still cleared")
+        except Exception as exc:  # a background task: nobody else would see it fail
+            logger.error("quick exit: telling Rasa failed: %s", type(exc).__name__)
 
     async def _delete_trail(self, person: Person, also: list[int]) -> int:
         """Delete the person's recorded messages, media still to delete and any others given from their

@@ -9,6 +9,7 @@ only turn a regression (exit waiting for Rasa) into a failure instead of a hang.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -121,3 +122,24 @@ async def test_the_leave_quickly_button_deletes_the_message_it_was_pressed_under
     pressed = await h.press(PERSON, "/quick_exit")  # under a message the trail may not know (A6)
     assert pressed in h.request.deleted(PERSON)
     assert h.request.sent(PERSON)[-1]["text"] == NEUTRAL
+
+
+async def test_exit_is_done_while_rasa_still_holds_its_reset(harness) -> None:
+    h, answer = await thinking(harness, "/quick_exit")
+    await asyncio.wait_for(h.text(PERSON, "/exit"), BOUND)  # the handler does not wait for the reset
+    assert h.request.sent(PERSON)[-1]["text"] == NEUTRAL
+    await asyncio.wait_for(h.rasa.thinking.wait(), BOUND)  # the reset is on its way, in the background
+    assert "/quick_exit" not in h.rasa.messages()
+
+    answer.set()
+    await asyncio.wait_for(h.relay.leaving.resets_sent(), BOUND)
+    assert h.rasa.messages() == ["/quick_exit"]
+    assert sent_after(h, NEUTRAL) == []
+
+
+async def test_a_reset_that_fails_is_logged_by_its_kind_only(harness, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    h = await harness(FakeRasa(down=True))
+    await asyncio.wait_for(h.text(PERSON, "/exit"), BOUND)
+    await asyncio.wait_for(h.relay.leaving.resets_sent(), BOUND)
+    assert "Rasa not told" in caplog.text and "/quick_exit" not in caplog.text

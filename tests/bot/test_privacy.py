@@ -95,6 +95,7 @@ async def test_exit_deletes_the_conversation_from_the_chat_and_leaves_a_neutral_
     exit_id = await h.text(PERSON, "/exit")
     assert h.request.deleted(PERSON) >= {*mine, *bots, exit_id}
     assert h.request.sent(PERSON)[-1]["text"] == NEUTRAL
+    await h.relay.leaving.resets_sent()  # Rasa is told in the background
     assert "/exit" not in h.rasa.messages() and h.rasa.messages()[-1] == "/quick_exit"  # Rasa restarts
     # Only the neutral message is remembered now, so a second exit can remove it too.
     assert [t.message_id for t in rows(h.relay.settings.database_url, ChatTrail)] == [
