@@ -250,3 +250,52 @@ def test_the_action_fills_a_slot_only_on_an_intent_its_mapping_names(intent: str
     events = asyncio.run(ActionReadMessage().run(CollectingDispatcher(), tracker, {"slots": {}}))
     filled = sorted(event["name"] for event in events)
     assert filled == sorted(slot for slot, intents in READ_ON.items() if intent in intents)
+
+
+def _variants(name: str, **when: object) -> list[str]:
+    """The texts of a response's variants whose conditions include every slot value given."""
+    return [v["text"] for v in RESPONSES[name] if all(_when(v).get(k) == val for k, val in when.items())]
+
+
+def test_the_first_sextortion_reply_gives_a_reporting_route_and_childline_before_the_age_question() -> None:
+    """Issue 15: someone being blackmailed may read only the first message, before we ask their age."""
+    rules = yaml.safe_load((ROOT / "stories" / "rules_disclosures.yml").read_text(encoding="utf-8"))
+    (steps,) = [r["steps"] for r in rules["rules"] if {"intent": "disclose_sextortion"} in r["steps"]]
+    actions = [s["action"] for s in steps if "action" in s]
+    assert actions.index("utter_disclose_sextortion") < actions.index("utter_removal_routes")
+    young = [v["text"] for v in RESPONSES["utter_disclose_sextortion"] if _when(v).get("age_group") != "18_plus"]
+    assert len(young) == 2
+    for text in young:
+        for must in ("ceop.police.uk", "101", "999", "Childline", "0800 1111", "already paid, don't pay any more"):
+            assert must in text, (must, text)
+        assert "fake or made with AI, it is still abuse" in text and "taken down" in text
+    (adult,) = _variants("utter_disclose_sextortion", age_group="18_plus")
+    assert "101" in adult and "999" in adult and "already paid" in adult and "ceop" not in adult.lower()
+
+
+def test_screenshot_advice_never_reaches_a_nude_image() -> None:
+    """Bullying and harassment advice says "take screenshots"; an intent read wrongly must not make it
+    advice to screenshot a nude (issue 15), and the image answers never advise a screenshot."""
+    advising = [
+        (name, v["text"])
+        for name, variants in RESPONSES.items()
+        for v in variants
+        if re.search(r"\b(?:take|save)\b[^.\n]*screenshots", v["text"], re.IGNORECASE)
+    ]
+    assert {name for name, _ in advising} == {"utter_disclose_cyberbullying", "utter_disclose_harassment"}
+    for name, text in advising:
+        assert "never screenshot a nude or sexual picture" in text, name
+    (friend,) = _variants("utter_disclose_image_shared", about_someone_else=True)
+    assert "Never screenshot it" in friend
+
+
+def test_the_take_down_routes_say_what_happens_next() -> None:
+    (under_13,) = _variants("utter_removal_routes", age_group="under_13")
+    (teen,) = _variants("utter_removal_routes", age_group="13_17")
+    (adult,) = _variants("utter_removal_routes", age_group="18_plus")
+    assert "don't need to prove their age" in under_13 and "Yoti" not in under_13
+    assert "Yoti" in teen
+    for text in (under_13, teen):
+        assert "Childline tells you what happened" in text
+        assert "reads every report and will get in touch" in text
+    assert "threatening to, is a crime" in adult and "England, Wales and Scotland" in adult
