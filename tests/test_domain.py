@@ -23,6 +23,7 @@ DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
 SOURCES = (ROOT / "docs" / "sources.md").read_text(encoding="utf-8")
 RESPONSES: dict[str, list[dict]] = DOMAIN["responses"]
 CRISIS = ("999", "0800 1111", "85258", "116 123")
+POLICY_LINE = "Check your setting's current child-protection policy, and follow local procedures."
 
 # Phone numbers and short codes as written for people: "0800 1111", "116 123", "85258", "999".
 PHONE = re.compile(r"(?<![\d£])(?:0\d{3} ?\d{3,4} ?\d{0,4}|\d{3} \d{3}|\d{5}|999|101)(?![\d%])")
@@ -119,24 +120,18 @@ def test_every_disclosure_answer_believes_and_does_not_blame(name: str) -> None:
 
 
 def test_every_worker_answer_gives_its_source_and_the_local_procedures_line() -> None:
-    not_topics = {
-        "utter_worker_child_at_risk",
-        "utter_worker_child_disclosed",
-        "utter_worker_find_front_door",
-        "utter_worker_role_noted",
+    """Issue 15: every worker answer names its source and says, once, to check the setting's policy."""
+    answers = {
+        n: v for n, v in RESPONSES.items() if n.startswith("utter_worker_") and n != "utter_worker_role_noted"
     }
-    answers = {n: v for n, v in RESPONSES.items() if n.startswith("utter_worker_") and n not in not_topics}
-    assert len(answers) >= 12
+    assert len(answers) >= 15
     for name, variants in answers.items():
         for variant in variants:
             assert re.search(r"^Source: .+, (?:\d{4}|undated page).*, https?://\S+", variant["text"], re.M), (
                 name
             )
-            assert (
-                variant["text"]
-                .rstrip()
-                .endswith("Follow your setting's child-protection policy and local procedures.")
-            ), name
+            assert variant["text"].rstrip().endswith(POLICY_LINE), name
+            assert variant["text"].count("Check your setting") == 1, name
 
 
 def test_the_handover_message_makes_the_confidentiality_promise() -> None:
@@ -263,10 +258,19 @@ def test_the_first_sextortion_reply_gives_a_reporting_route_and_childline_before
     (steps,) = [r["steps"] for r in rules["rules"] if {"intent": "disclose_sextortion"} in r["steps"]]
     actions = [s["action"] for s in steps if "action" in s]
     assert actions.index("utter_disclose_sextortion") < actions.index("utter_removal_routes")
-    young = [v["text"] for v in RESPONSES["utter_disclose_sextortion"] if _when(v).get("age_group") != "18_plus"]
+    young = [
+        v["text"] for v in RESPONSES["utter_disclose_sextortion"] if _when(v).get("age_group") != "18_plus"
+    ]
     assert len(young) == 2
     for text in young:
-        for must in ("ceop.police.uk", "101", "999", "Childline", "0800 1111", "already paid, don't pay any more"):
+        for must in (
+            "ceop.police.uk",
+            "101",
+            "999",
+            "Childline",
+            "0800 1111",
+            "already paid, don't pay any more",
+        ):
             assert must in text, (must, text)
         assert "fake or made with AI, it is still abuse" in text and "taken down" in text
     (adult,) = _variants("utter_disclose_sextortion", age_group="18_plus")
@@ -299,3 +303,22 @@ def test_the_take_down_routes_say_what_happens_next() -> None:
         assert "Childline tells you what happened" in text
         assert "reads every report and will get in touch" in text
     assert "threatening to, is a crime" in adult and "England, Wales and Scotland" in adult
+
+
+def test_worker_answers_carry_issue_15s_current_guidance() -> None:
+    sextortion = RESPONSES["utter_worker_sextortion"][0]["text"]
+    for must in ("self-harm and suicide", "Don't view the images", "Childline", "0800 1111", "of 29 April, 2024"):
+        assert must in sextortion, must
+    lado = RESPONSES["utter_worker_staff_targeted_lado"][0]["text"]
+    assert (
+        "Don't investigate" in lado and "don't tell the staff member until you've spoken to the LADO" in lado
+    )
+    assert "straight away" in RESPONSES["utter_worker_child_disclosed"][0]["text"]
+    assert "today" not in RESPONSES["utter_worker_child_disclosed"][0]["text"]
+    assert "Not every case goes to the police" in RESPONSES["utter_worker_sharing_nudes_guidance"][0]["text"]
+    assert (
+        "Working Together to Safeguard Children (DfE), 2023"
+        in RESPONSES["utter_worker_referral_front_door"][0]["text"]
+    )
+    kcsie = RESPONSES["utter_worker_kcsie_duties"][0]["text"]
+    assert "2026 edition was consulted on" in kcsie and "edition in force now" in kcsie

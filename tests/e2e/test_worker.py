@@ -18,7 +18,9 @@ def test_a_worker_question_before_the_role_is_known_is_checked_then_answered(ass
     )
     answered = texts(assistant.say(sender, "/inform_role_worker"))
     assert "Source:" in answered
-    assert answered.rstrip().endswith("Follow your setting's child-protection policy and local procedures.")
+    assert answered.rstrip().endswith(
+        "Check your setting's current child-protection policy, and follow local procedures."
+    )
 
 
 def test_someone_who_says_it_is_about_them_gets_the_young_persons_path(assistant: Assistant) -> None:
