@@ -51,7 +51,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export SANIC_HOST ?= 127.0.0.1
 ACTIONS_PORT := 5055
 
-.PHONY: help setup ready purge train validate lint audit eval bench test run run-rasa run-actions run-bot clean
+.PHONY: help setup ready purge train validate lint audit sources eval bench test run run-rasa run-actions run-bot clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -114,6 +114,9 @@ lint: setup ## ruff and mypy over our code
 
 audit: setup ## Known vulnerabilities in both environments (pip-audit; see requirements/accepted-advisories.txt)
 	$(PY) -m scripts.audit
+
+sources: $(APP_VENV)/.installed ## Sources not checked in 12 months; numbers and services in domain.yml and the seed with no source
+	$(PY) -m scripts.sources $(if $(STRICT),--strict)
 
 eval: train ## NLU figures: the held-out sets, and the real-message set cross-validated by source document
 	$(EVAL)

@@ -307,7 +307,13 @@ def test_the_take_down_routes_say_what_happens_next() -> None:
 
 def test_worker_answers_carry_issue_15s_current_guidance() -> None:
     sextortion = RESPONSES["utter_worker_sextortion"][0]["text"]
-    for must in ("self-harm and suicide", "Don't view the images", "Childline", "0800 1111", "of 29 April, 2024"):
+    for must in (
+        "self-harm and suicide",
+        "Don't view the images",
+        "Childline",
+        "0800 1111",
+        "of 29 April, 2024",
+    ):
         assert must in sextortion, must
     lado = RESPONSES["utter_worker_staff_targeted_lado"][0]["text"]
     assert (
