@@ -206,9 +206,8 @@ class Conversation:
         """Retry messages Rasa couldn't answer (a job; also runs when the person writes again)."""
         now = self.store.seconds()
         for ref, pending in list(self._pending.items()):
-            lock = self.turns.lock(ref)
-            if pending.next_try <= now and not lock.locked():
-                async with lock:
+            if pending.next_try <= now and not self.turns.busy(ref):
+                async with self.turns.lock(ref):
                     if self._pending.get(ref) is pending:
                         with self.turns.during(ref, pending.generation):
                             await self._flush(ref, pending)

@@ -70,7 +70,12 @@ class Gate:
     # ---------------------------------------------------------------- blocks
 
     async def arrived(self, person: Person, message_id: int | None) -> bool:
-        """Note the message for quick exit; False (and a kind answer, now and then) if they are blocked."""
+        """Note the message for quick exit; False (and a kind answer, now and then) if they are blocked.
+
+        Waits first for the person's update before this one to have its place (`Turns.in_line`): what
+        follows (flood control, their lock) takes their messages in the order they arrived.
+        """
+        await self.turns.in_line(person.ref)
         await self.talk.note(person, message_id)
         until = self._blocked.get(person.ref)
         if until is None or until <= self.store.now():
@@ -137,6 +142,7 @@ class Gate:
             await self.talk.tell(person, say("utter_flood_full"))
             return
         held.append(work)
+        self.turns.placed()  # held in order: the next update may go
         self.talk.answered(person.ref)  # held: answered in turn at the steady rate (told to slow down once)
         if verdict is Verdict.HOLD:
             return

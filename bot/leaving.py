@@ -80,8 +80,9 @@ class Leaving:
         and Rasa's reset goes in the background (`_reset_rasa`).
         """
         dropped = self._leave(person.ref)
+        self.turns.placed()  # leaving never waits its turn: what the person sends next may go
         await self._clear_chat(person, [message_id] if message_id is not None else [], dropped)
-        task = asyncio.ensure_future(self.turns.bind(person.ref, lambda: self._reset_rasa(person.ref))())
+        task = self.turns.background(person.ref, lambda: self._reset_rasa(person.ref))
         self._resets.add(task)
         task.add_done_callback(self._resets.discard)
 

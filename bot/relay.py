@@ -226,6 +226,7 @@ class Relay:
         at once; past it, with the rest of their flood in one call at the next release (a few seconds),
         so a flood of stickers costs the channel one call, not one each.
         """
+        await self.turns.in_line(person.ref)  # counted against the flood bucket in the order sent
         verdict = self.gate.admit(person.ref)
         if verdict is Verdict.HOLD:
             self.gate.hold_media(person, message_id)

@@ -7,6 +7,11 @@ first) marks the update's arrival (`arrive`), so a message sent before a quick e
 generation before it however the two are interleaved afterwards. Only a number per pseudonym is kept
 (and a lock while they are busy): that number is what makes
 work from before they left stop, so forgetting them keeps it.
+
+Arriving also takes the update's place in the person's line. Checking an update awaits the database
+(in a thread, so a later update's check can finish first); the person's lock is then taken in the
+order they arrived, not the order their checks finished: each update waits until the one before it
+has its place (the lock, or flood control's queue) or is done.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import contextlib
 import contextvars
 import itertools
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 
 REMEMBERED_PEOPLE = 10_000
 
@@ -25,18 +31,37 @@ _TURN: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("
 _generations = itertools.count(1)
 
 
+@dataclass
+class _Place:
+    """An update's place in its person's line: `before` is the place ahead of it (until waited for)."""
+
+    ref: str
+    before: asyncio.Future[None] | None
+    taken: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    def take(self) -> None:
+        """The update has its place (or is done): the next one may go."""
+        if not self.taken.done():
+            self.taken.set_result(None)
+
+
+# The place in its person's line of the update the running work belongs to.
+_PLACE: contextvars.ContextVar[_Place | None] = contextvars.ContextVar("place", default=None)
+
+
 class Turns:
     """Per person: a lock (one message at a time, in order) and a generation (moved on by leaving)."""
 
     def __init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
         self._generations: OrderedDict[str, int] = OrderedDict()
+        self._tails: dict[str, asyncio.Future[None]] = {}  # the last place in each person's line
 
     def generation(self, ref: str) -> int:
         """Return the person's generation (0 if they never left, or long ago)."""
         return self._generations.get(ref, 0)
 
-    def lock(self, ref: str) -> asyncio.Lock:
+    def _lock(self, ref: str) -> asyncio.Lock:
         """Return the person's lock (idle locks are dropped when too many people are remembered)."""
         lock = self._locks.get(ref)
         if lock is None:
@@ -46,9 +71,69 @@ class Turns:
             lock = self._locks[ref] = asyncio.Lock()
         return lock
 
+    def busy(self, ref: str) -> bool:
+        """Return whether someone holds the person's lock now."""
+        lock = self._locks.get(ref)
+        return lock is not None and lock.locked()
+
+    @contextlib.asynccontextmanager
+    async def lock(self, ref: str) -> AsyncIterator[None]:
+        """Hold the person's lock: their updates one at a time, in the order they arrived."""
+        await self.in_line(ref)
+        async with self._lock(ref):
+            self.placed()
+            yield
+
     def arrive(self, ref: str) -> None:
-        """Mark the running update as the person's, in the generation it arrived in (before any await)."""
+        """Mark the running update as the person's, in the generation it arrived in, and give it the next
+        place in their line (before any await). The place is given up when the update's task ends, if
+        not before."""
         _TURN.set((ref, self.generation(ref)))
+        self.placed()  # an earlier update handled in this context (the terminal's) has had its turn
+        place = self._join(ref)
+        _PLACE.set(place)
+        task = asyncio.current_task()
+        if task is not None:
+            done = lambda _task: place.take()  # noqa: E731
+            task.add_done_callback(done)
+            place.taken.add_done_callback(lambda _f: task.remove_done_callback(done))
+
+    def _join(self, ref: str) -> _Place:
+        """Return a new place at the end of the person's line."""
+        before = self._tails.get(ref)
+        place = _Place(ref, before)
+        self._tails[ref] = place.taken
+        place.taken.add_done_callback(lambda f: self._tails.get(ref) is f and self._tails.pop(ref))
+        return place
+
+    async def in_line(self, ref: str) -> None:
+        """Wait until the person's update before this one has its place (once; at once if none)."""
+        place = _PLACE.get()
+        if place is None or place.ref != ref or place.before is None:
+            return
+        before, place.before = place.before, None
+        if not before.done():
+            await asyncio.wait({before})  # not cancelled with us: it is the other update's
+
+    def placed(self) -> None:
+        """The running update has its place in its person's line (flood control holds it, in order)."""
+        place = _PLACE.get()
+        if place is not None:
+            place.take()
+
+    def background(self, ref: str, work: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        """Start the work in the person's current generation, in their line now: what they send next
+        waits for its turn after it."""
+        bound = self.bind(ref, work)
+        place = self._join(ref)
+
+        async def run() -> None:
+            _PLACE.set(place)
+            await bound()
+
+        task = asyncio.ensure_future(run())
+        task.add_done_callback(lambda _task: place.take())
+        return task
 
     def bind(self, ref: str, work: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         """Return the work bound to the person's generation when it arrived (or now): skipped if they have

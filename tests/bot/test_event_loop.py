@@ -16,8 +16,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from actions.db import engine_for
 from actions.settings import Timeouts
 from bot.health import HealthServer
 from bot.responses import response_text
@@ -42,8 +44,26 @@ async def until(condition: Callable[[], bool], bound: float = BOUND) -> None:
 
 @contextmanager
 def write_locked(url: str) -> Iterator[None]:
-    """Hold an SQLite database's write lock from another connection (as another process's long write)."""
-    path = make_url(url).database
+    """Hold the database's write lock from another connection (as another process's long write).
+
+    SQLite: a write transaction (BEGIN IMMEDIATE). PostgreSQL: every table of the schema locked in
+    EXCLUSIVE mode, which lets others read and makes every write wait, as SQLite's lock does.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        with engine_for(url).connect() as locker:
+            tables = locker.scalars(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+            ).all()
+            assert tables
+            quoted = ", ".join(locker.dialect.identifier_preparer.quote(t) for t in tables)
+            locker.execute(text(f"LOCK TABLE {quoted} IN EXCLUSIVE MODE"))
+            try:
+                yield
+            finally:
+                locker.rollback()
+        return
+    path = parsed.database
     assert path
     holder = sqlite3.connect(path, isolation_level=None)
     try:

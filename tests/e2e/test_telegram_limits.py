@@ -8,6 +8,7 @@ go without its card (or get two), and every 429 must have been retried."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from bot.pseudonym import pseudonym
+from bot.pseudonym import case_tag, pseudonym
 from scripts.stack import running_adapter
 from tests.e2e.conftest import Assistant, new_person, new_sender
 from tests.e2e.fake_telegram import Call, FakeTelegram
@@ -78,11 +79,15 @@ def wait_until(missing: Callable[[], list[str]], timeout: float) -> None:
 
 
 def cards_of(fake: FakeTelegram, person: int) -> list[dict[str, Any]]:
-    """Return the case cards in the group that belong to a person (cards show a pseudonym's start)."""
-    short = pseudonym(KEY.encode(), person)[:8]
-    return [
-        m for m in fake.messages(GROUP) if m["text"].startswith("Case #") and f"Person: {short}" in m["text"]
-    ]
+    """Return the case cards in the group that belong to a person (a card shows the person's tag for
+    that case: bot.pseudonym.case_tag of the case number)."""
+    ref = pseudonym(KEY.encode(), person)
+    found = []
+    for m in fake.messages(GROUP):
+        number = re.match(r"Case #(\d+)", m["text"])
+        if number and f"Person: {case_tag(ref, int(number[1]))}" in m["text"]:
+            found.append(m)
+    return found
 
 
 def retried(fake: FakeTelegram, refused: Call) -> bool:
