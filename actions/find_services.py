@@ -22,6 +22,7 @@ from actions.locate import Located, NotLocated, gazetteer
 from actions.models import NEEDS
 from actions.services import Found, Wording, find_services, render_all
 from actions.settings import get_settings
+from actions.worker import nation_slot
 
 logger = logging.getLogger(__name__)
 
@@ -235,17 +236,22 @@ class ActionFindFrontDoor(Action):
     ) -> list[EventType]:
         """The worker reads the council's name and its front-door numbers, or how to find them."""
         place = where(tracker)
+        # The question is answered here, not later; the council found says which nation's steps apply.
+        done: list[EventType] = [SlotSet("worker_topic", None)]
         if isinstance(place, NotLocated) and place.reason == "northern_ireland":
             dispatcher.utter_message(response="directory_front_door_northern_ireland")
-            return []
+            return [*done, SlotSet("worker_nation", "northern_ireland")]
         if not isinstance(place, Located):
             dispatcher.utter_message(response="utter_worker_find_front_door")
-            return []
+            return done
+        nation = nation_slot(place.authority.nation)
+        if nation is not None:
+            done.append(SlotSet("worker_nation", nation))
         try:
             found = await search_off_loop(place, "childrens_services_front_door", None)
         except DirectoryUnavailableError:
             dispatcher.utter_message(response="utter_crisis_numbers")
-            return []
+            return done
         words = Wording(domain.get("responses") or {})
         council = place.authority.name
         if found.local:
@@ -256,4 +262,4 @@ class ActionFindFrontDoor(Action):
             dispatcher.utter_message(response="directory_front_door_not_listed", council=council)
         if place.ambiguous:
             dispatcher.utter_message(response="directory_location_guessed", place=council)
-        return []
+        return done

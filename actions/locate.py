@@ -21,6 +21,8 @@ AMBIGUOUS_SHARE = 0.01
 AMBIGUOUS_PLACE = 0.1
 MAX_PLACE_WORDS = 5
 NORTHERN_IRELAND = "Northern Ireland"
+# The UK's nations by name: not places to look a council up by (a village called Wales is in Rotherham).
+NATIONS = frozenset({"england", "wales", "scotland", "northern ireland", "great britain", "united kingdom"})
 
 OUTWARD = r"[A-Z]{1,2}[0-9][A-Z0-9]?"
 FULL_POSTCODE = re.compile(rf"(?<![A-Z0-9])({OUTWARD})\s*([0-9])\s*([A-Z]{{2}})(?![A-Z0-9])")
@@ -70,7 +72,7 @@ class Located:
 class NotLocated:
     """Why no single council can be given."""
 
-    reason: str  # unknown, northern_ireland or region
+    reason: str  # unknown, northern_ireland, region or nation
     matched: str = ""
     options: tuple[Authority, ...] = field(default_factory=tuple)
 
@@ -82,6 +84,8 @@ class NotLocated:
                 "Health and Social Care Trusts, not councils. Signpost does not look those up yet: "
                 "national services still apply."
             )
+        if self.reason == "nation":
+            return f"{self.matched!r} is a whole nation. Give a town, a council's name or a postcode."
         if self.reason == "region":
             return (
                 f"{self.matched!r} covers {len(self.options)} councils. Give the borough or town, "
@@ -162,6 +166,9 @@ class Gazetteer:
             for size in range(min(MAX_PLACE_WORDS, len(words) - start), 0, -1):
                 span = words[start : start + size]
                 key = " ".join(norm for _, norm in span)
+                if key in NATIONS:  # a nation, never the village of Wales near Rotherham
+                    reason = "northern_ireland" if key == "northern ireland" else "nation"
+                    return NotLocated(reason, " ".join(w for w, _ in span))
                 if key in self.regions:
                     options = tuple(self.authorities[c] for c in self.regions[key])
                     return NotLocated("region", " ".join(w for w, _ in span), options)

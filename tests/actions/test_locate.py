@@ -120,6 +120,16 @@ def test_northern_ireland_is_recognised_and_said_to_be_unsupported(places: Gazet
         assert "Health and Social Care Trusts" in found.message()
 
 
+@pytest.mark.parametrize("text", ["i live in wales", "Wales", "we're in Scotland", "england"])
+def test_a_nation_is_not_a_place_to_look_a_council_up_by(places: Gazetteer, text: str) -> None:
+    # A village called Wales is in Rotherham: "I live in Wales" must not find Rotherham's council.
+    found = places.locate(text)
+    assert isinstance(found, NotLocated) and found.reason == "nation", text
+    assert "town" in found.message()
+    northern_ireland = places.locate("i work in Northern Ireland")
+    assert isinstance(northern_ireland, NotLocated) and northern_ireland.reason == "northern_ireland"
+
+
 def test_london_asks_which_borough(places: Gazetteer) -> None:
     found = places.locate("i live in london")
     assert isinstance(found, NotLocated) and found.reason == "region"
