@@ -298,8 +298,9 @@ def test_two_instances_share_a_handover_without_duplicates_or_losses(scaled: Sca
 
 # A known defect of the adapter when scaled out, shown by the test below (strict: it must fail until fixed).
 OUT_OF_ORDER = (
-    "bot/relay.py keeps a person's messages in order with an in-process asyncio.Lock (Relay._lock), so two "
-    "instances relay one person's burst concurrently; Telegram's update_id order is not kept across instances"
+    "bot/turns.py keeps a person's updates in the order they arrived within one process (each update's place "
+    "in the person's line, then their lock), so two instances relay one person's burst concurrently; "
+    "Telegram's update_id order is not kept across instances"
 )
 
 
