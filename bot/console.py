@@ -141,6 +141,8 @@ class ConsoleChat:
             answer = await desk.claim(self.moderator, number)
         elif word == "close":
             answer = await desk.close_named(self.moderator, number, None)
+        elif word == "release":
+            answer = await desk.release(self.moderator, number, None)
         elif word == "note":
             answer = await desk.note(self.moderator, rest, None)
         elif word == "block":
@@ -148,7 +150,10 @@ class ConsoleChat:
         elif command:
             answer = await desk.text(self.moderator, command, None)
         else:
-            answer = "Type /mod queue, /mod claim <number>, /mod <text>, /mod note <text> or /mod close."
+            answer = (
+                "Type /mod queue, /mod claim <number>, /mod <text>, /mod note <text>, /mod release "
+                "or /mod close."
+            )
         if answer:
             self.outbox._print(_indent(f"[to you, moderator] {answer}"))
 

@@ -79,3 +79,15 @@ async def test_the_terminal_chat_gives_crisis_numbers_when_rasa_is_down(console)
     rasa.down = True
     await chat.handle_line("i need help")
     assert response_text(CRISIS_RESPONSE).splitlines()[1] in out.getvalue()
+
+
+async def test_the_moderator_can_give_a_case_back_to_the_queue_in_the_terminal(console) -> None:
+    chat, out, _rasa = console
+    await chat.handle_line("/request_human")
+    number = out.getvalue().split("Case #", 1)[1].split(" ", 1)[0]
+    await chat.handle_line(f"/mod claim {number}")
+    await chat.handle_line("/mod release")
+    assert response_text("utter_moderator_left").splitlines()[0] in out.getvalue()  # the person is told
+    released = len(out.getvalue())
+    await chat.handle_line("/mod queue")
+    assert f"#{number} · NORMAL" in out.getvalue()[released:]  # waiting in the queue again
