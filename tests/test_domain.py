@@ -16,6 +16,7 @@ from actions.disclosure import disclosure_from_intent
 from actions.fallback import FALLBACK_INTENT, UNCLEAR_INTENTS
 from actions.slots import AGE_INTENT, ActionReadMessage
 from actions.worker import worker_topic_from_intent
+from bot.responses import button_payloads
 from tests.actions.helpers import make_tracker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -328,3 +329,11 @@ def test_worker_answers_carry_issue_15s_current_guidance() -> None:
     )
     kcsie = RESPONSES["utter_worker_kcsie_duties"][0]["text"]
     assert "2026 edition was consulted on" in kcsie and "edition in force now" in kcsie
+
+
+def test_every_button_payload_fits_telegrams_callback_data() -> None:
+    """Telegram's callback_data is 1-64 bytes: a longer payload (the nation buttons carry an entity)
+    would make sending the whole message fail."""
+    payloads = button_payloads()
+    assert '/inform_nation{"nation": "northern_ireland"}' in payloads
+    assert [p for p in payloads if not 1 <= len(p.encode("utf-8")) <= 64] == []
