@@ -39,6 +39,7 @@ from actions.db import engine_for, sessionmaker_for, upgrade
 from bot import board, outbox, privacy
 from bot.app import build_application
 from bot.crypto import new_key
+from bot.escalation import CaseState
 from bot.handlers import RELAY
 from bot.models import HandoverCase
 from bot.pseudonym import pseudonym
@@ -150,6 +151,21 @@ def burst(fake: FakeTelegram, cases: int, claimed: int) -> dict[str, Any]:
     return {"people": people, "started": started}
 
 
+def still_queued(database_url: str, people: list[int], count: int) -> list[int]:
+    """Return `count` of the people whose cases the burst left in the queue, in their order. (The burst
+    claims the first cards in the group, which follow the order the cases opened, not the people's.)"""
+    refs = {pseudonym(KEY, person): person for person in people}
+    with sessionmaker_for(database_url).begin() as session:
+        queued = set(
+            session.scalars(
+                select(HandoverCase.user_ref).where(
+                    HandoverCase.user_ref.in_(refs), HandoverCase.state == CaseState.QUEUED
+                )
+            )
+        )
+    return [person for person in people if pseudonym(KEY, person) in queued][:count]
+
+
 def fan_in(fake: FakeTelegram, database_url: str, people: list[int], lines: int) -> dict[str, Any]:
     """Phase 2: one moderator claims the people's cases (/claim), then each of them writes lines at once."""
     with sessionmaker_for(database_url).begin() as session:
@@ -220,7 +236,7 @@ async def run(cases: int, claimed: int, held: int, lines: int) -> dict[str, Any]
         try:
             loop = asyncio.get_running_loop()
             first = await loop.run_in_executor(None, burst, fake, cases, claimed)
-            people = list(first["people"])[claimed : claimed + held]
+            people = still_queued(database_url, list(first["people"]), held)
             second = await loop.run_in_executor(None, fan_in, fake, database_url, people, lines)
             relay = app.bot_data[RELAY]
             await loop.run_in_executor(
