@@ -23,6 +23,7 @@ import itertools
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 REMEMBERED_PEOPLE = 10_000
 
@@ -94,9 +95,7 @@ class Turns:
         _PLACE.set(place)
         task = asyncio.current_task()
         if task is not None:
-            done = lambda _task: place.take()  # noqa: E731
-            task.add_done_callback(done)
-            place.taken.add_done_callback(lambda _f: task.remove_done_callback(done))
+            self._taken_when_done(place, task)
 
     def _join(self, ref: str) -> _Place:
         """Return a new place at the end of the person's line."""
@@ -132,8 +131,19 @@ class Turns:
             await bound()
 
         task = asyncio.ensure_future(run())
-        task.add_done_callback(lambda _task: place.take())
+        self._taken_when_done(place, task)
         return task
+
+    @staticmethod
+    def _taken_when_done(place: _Place, task: asyncio.Task[Any]) -> None:
+        """Give the place up when its task ends, if it wasn't before (the callback then goes: a task that
+        handles many updates, as the terminal's does, doesn't keep one for each)."""
+
+        def done(_task: object) -> None:
+            place.take()
+
+        task.add_done_callback(done)
+        place.taken.add_done_callback(lambda _f: task.remove_done_callback(done))
 
     def bind(self, ref: str, work: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         """Return the work bound to the person's generation when it arrived (or now): skipped if they have

@@ -20,9 +20,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import yaml
+
+from bot.responses import button_payloads
 
 ROOT = Path(__file__).resolve().parent.parent
 RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
@@ -49,18 +52,10 @@ def said_by_code() -> set[str]:
 
 def button_intents() -> set[str]:
     """Return the intents our buttons send as payloads (Rasa reads those without the NLU model)."""
-    domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
-    found = set()
-    for variants in domain["responses"].values():
-        for variant in variants:
-            for button in variant.get("buttons") or []:
-                match = PAYLOAD_INTENT.match(str(button.get("payload", "")))
-                if match:
-                    found.add(match.group(1))
-    return found
+    return {match.group(1) for payload in button_payloads() if (match := PAYLOAD_INTENT.match(payload))}
 
 
-def problems(output: str, allowed: set[str], buttons: set[str] = frozenset()) -> list[str]:
+def problems(output: str, allowed: set[str], buttons: AbstractSet[str] = frozenset()) -> list[str]:
     """Return the warnings that are not the accepted false alarms."""
     found = []
     for message in WARNING.findall(output):

@@ -8,7 +8,6 @@ go without its card (or get two), and every 429 must have been retried."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -22,7 +21,7 @@ from bot.pseudonym import case_tag, pseudonym
 from scripts.stack import running_adapter
 from tests.e2e.conftest import Assistant, new_person, new_sender
 from tests.e2e.fake_telegram import Call, FakeTelegram
-from tests.e2e.test_telegram import GROUP, KEY, MODERATOR, adapter_env
+from tests.e2e.test_telegram import GROUP, KEY, MODERATOR, adapter_env, number_of
 
 pytestmark = pytest.mark.e2e
 
@@ -82,12 +81,8 @@ def cards_of(fake: FakeTelegram, person: int) -> list[dict[str, Any]]:
     """Return the case cards in the group that belong to a person (a card shows the person's tag for
     that case: bot.pseudonym.case_tag of the case number)."""
     ref = pseudonym(KEY.encode(), person)
-    found = []
-    for m in fake.messages(GROUP):
-        number = re.match(r"Case #(\d+)", m["text"])
-        if number and f"Person: {case_tag(ref, int(number[1]))}" in m["text"]:
-            found.append(m)
-    return found
+    cards = [m for m in fake.messages(GROUP) if m["text"].startswith("Case #")]
+    return [m for m in cards if f"Person: {case_tag(ref, number_of(m))}" in m["text"]]
 
 
 def retried(fake: FakeTelegram, refused: Call) -> bool:
@@ -140,7 +135,7 @@ def test_bursts_and_requests_for_a_person_at_once_lose_nothing_under_telegrams_l
     held = []
     for person in askers[:3]:
         (card,) = cards_of(fake, person)
-        number = int(card["text"].split("#", 1)[1].split(" ", 1)[0])
+        number = number_of(card)
         seen = len(fake.messages(MODERATOR))
         fake.user_presses(MODERATOR, card, f"case:claim:{number}")
         fake.wait_for_message(MODERATOR, lambda m, n=number: f"You hold case #{n}" in m["text"], after=seen)
