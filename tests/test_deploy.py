@@ -429,9 +429,19 @@ def dockerfile_stages() -> dict[str, str]:
     return stages
 
 
-def test_the_images_start_from_python_310_slim_and_compose_builds_their_targets() -> None:
+def base_image(stages: dict[str, str], name: str) -> str:
+    """Return the image a stage is built on in the end, following FROM through the other stages."""
+    parent = stages[name].split()[1]
+    return base_image(stages, parent) if parent in stages else parent
+
+
+def test_rasa_is_on_python_310_ours_on_the_newer_python_and_compose_builds_their_targets() -> None:
     stages = dockerfile_stages()
-    assert next(iter(stages.values())).startswith("FROM python:3.10-slim AS")
+    newest = make_variable("APP_PYTHONS").split()[0]
+    assert base_image(stages, "rasa") == "python:3.10-slim"
+    assert base_image(stages, "app") == f"python:{newest}-slim"
+    assert base_image(stages, "rasa-env") == "python:3.10-slim"  # the environment is built where it runs
+    assert base_image(stages, "app-env") == f"python:{newest}-slim"
     for name, service in services().items():
         if "build" in service:
             assert service["build"]["dockerfile"] == "deploy/Dockerfile"
@@ -444,10 +454,11 @@ def test_the_environments_are_installed_the_way_make_setup_installs_them() -> No
     venvs = {"$(RASA_VENV)": ".venv-rasa", "$(APP_VENV)": ".venv"}
     for make_venv, venv in venvs.items():
         for line in re.findall(rf"^\t{re.escape(make_venv)}/bin/pip install (.+)$", makefile(), re.MULTILINE):
-            args = line.replace("--disable-pip-version-check ", "")  # ENV PIP_DISABLE_PIP_VERSION_CHECK
+            args = expand_make(line.replace("--disable-pip-version-check ", ""))  # PIP_DISABLE_PIP_…
             args = args.replace("requirements/dev.txt", "requirements/app.txt")  # no test tools
             assert f"{venv}/bin/pip install {args}" in text, f"missing: {venv}/bin/pip install {args}"
     assert "PIP_DISABLE_PIP_VERSION_CHECK=1" in text
+    assert ".venv/bin/pip install --quiet --require-hashes -r requirements/app.txt" in text
 
 
 def test_the_build_steps_of_make_setup_are_in_the_images() -> None:
