@@ -22,7 +22,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, DateTime, Dialect, Engine, MetaData, create_engine, event, text
+from sqlalchemy import JSON, DateTime, Dialect, Engine, Float, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -49,19 +49,20 @@ class Timestamp(TypeDecorator[dt.datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
-        return value.astimezone(dt.timezone.utc) if value is not None and value.tzinfo else value
+        return value.astimezone(dt.UTC) if value is not None and value.tzinfo else value
 
     def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
         if value is None or value.tzinfo:
             return value
-        return value.replace(tzinfo=dt.timezone.utc)
+        return value.replace(tzinfo=dt.UTC)
 
 
 class Base(DeclarativeBase):
     """Declarative base with the constraint naming convention."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON}
+    # float stays Float (FLOAT), as migration 0001 made it: SQLAlchemy 2.1 maps it to Double by default.
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, float: Float}
 
 
 # SQLite's busy timeout where no lock timeout is set (migrations: the flock beside the file orders them).

@@ -117,7 +117,7 @@ def cmd_find(args: argparse.Namespace) -> int:
             authority=found.authority if found else None,
             need=args.need,
             age=args.age,
-            now=dt.datetime.now(dt.timezone.utc),
+            now=dt.datetime.now(dt.UTC),
         )
         if args.json:
             out = {

@@ -101,7 +101,7 @@ def search(located: Located | None, need: str | None, age: int | None) -> Found:
                 authority=located.authority if located else None,
                 need=need if need in NEEDS else None,
                 age=age,
-                now=dt.datetime.now(dt.timezone.utc),
+                now=dt.datetime.now(dt.UTC),
             )
     except SchemaNotReadyError as exc:
         logger.error("directory not ready: %s", exc)

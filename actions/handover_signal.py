@@ -19,7 +19,7 @@ FIELDS = frozenset({"priority", "reason"})
 MAX_REASON_CHARS = 64  # handover_case.reason is a String(64)
 
 
-class Priority(str, enum.Enum):
+class Priority(enum.StrEnum):
     """How soon a person is needed: danger now, a disclosure, or someone asked for a person."""
 
     URGENT = "urgent"

@@ -61,7 +61,7 @@ def rest(obj: dict[str, Any], columns: Iterable[str]) -> dict[str, Any]:
     return {key: value for key, value in obj.items() if key not in skip}
 
 
-def fetch(session: Session, model: type[M], key: str) -> M:
+def fetch[M: Base](session: Session, model: type[M], key: str) -> M:
     """Return the row with this id, or a new one (upsert by id)."""
     row = session.get(model, key)
     if row is None:
@@ -144,7 +144,7 @@ LOCATION_FIELDS = ("id", "name", "latitude", "longitude")
 PARSERS: dict[str, Callable[[Any], Any]] = {"opens_at": parse_time, "closes_at": parse_time}
 
 
-def upsert_parts(
+def upsert_parts[M: Base](
     session: Session,
     model: type[M],
     items: list[dict[str, Any]] | None,
@@ -169,7 +169,7 @@ def same(value: Any) -> Any:
     return value
 
 
-def set_fields(row: M, **values: Any) -> M:
+def set_fields[M: Base](row: M, **values: Any) -> M:
     """Set columns on a row and return it."""
     for key, value in values.items():
         setattr(row, key, value)

@@ -86,7 +86,7 @@ def in_areas(codes: Sequence[str]) -> Any:
     return Service.id.in_(select(ServiceArea.service_id).where(ServiceArea.area_code.in_(codes)))
 
 
-def matching_ids(need: str | None, age: int | None, areas: Sequence[str], order: Any) -> Select[tuple[str]]:
+def matching_ids(need: str | None, age: int | None, areas: Sequence[str], order: Any) -> Select[str]:
     """Return the ids of active services in the areas, filtered by need and age, in listing order."""
     query = select(Service.id).where(Service.status == "active", in_areas(areas))
     if need:

@@ -161,7 +161,7 @@ class Conversation:
         try:
             await asyncio.wait_for(self.rasa.send(sender, WARM_UP_MESSAGE, sender), seconds)
             warm = True
-        except (asyncio.TimeoutError, RasaUnavailableError) as exc:
+        except (TimeoutError, RasaUnavailableError) as exc:
             logger.warning("Rasa not warmed up (%s): its first answer may be late", type(exc).__name__)
             warm = False
         with contextlib.suppress(DatabaseDownError):  # logged by the store; the purge takes it later
@@ -269,7 +269,7 @@ class Conversation:
             async with self._typing(pending.chat_id):
                 try:
                     return await asyncio.wait_for(asyncio.shield(request), self.settings.rasa_timeout_seconds)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     logger.warning(
                         "Rasa slower than %.1f s; answered with the crisis numbers",
                         self.settings.rasa_timeout_seconds,

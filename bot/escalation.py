@@ -30,7 +30,7 @@ __all__ = [  # Priority is defined once, with the handover signal; the adapter's
 UK_TIME = ZoneInfo("Europe/London")
 
 
-class CaseState(str, enum.Enum):
+class CaseState(enum.StrEnum):
     """Where a case is: waiting for a moderator, held by one, or finished."""
 
     QUEUED = "queued"
@@ -38,7 +38,7 @@ class CaseState(str, enum.Enum):
     CLOSED = "closed"
 
 
-class Move(str, enum.Enum):
+class Move(enum.StrEnum):
     """A recorded move of a case: the moderators' and the adapter's moves, and opening and raising it."""
 
     OPEN = "open"
@@ -50,7 +50,7 @@ class Move(str, enum.Enum):
     CLOSE = "close"
 
 
-class Sender(str, enum.Enum):
+class Sender(enum.StrEnum):
     """Who a line of a case's transcript is from (a note is a moderator's, private to moderators)."""
 
     USER = "user"
@@ -83,7 +83,7 @@ class NotHolderError(TransitionError):
         self.holder_name = holder_name
 
 
-class HolderGone(str, enum.Enum):
+class HolderGone(enum.StrEnum):
     """Why the adapter gives a claimed case back to the queue (logged and told to the group)."""
 
     NOT_A_MODERATOR = "not on MODERATOR_USER_IDS"
@@ -143,7 +143,7 @@ def parse_feedback_button(data: str | None) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-class NoTarget(str, enum.Enum):
+class NoTarget(enum.StrEnum):
     """Why a moderator's message could not be matched to one case (cards.no_target words it)."""
 
     NOT_A_CASE = "not a case"  # they replied to a message that isn't a case's

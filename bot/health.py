@@ -47,7 +47,7 @@ class HealthServer:
         """Return the status and body: 200 if the database answered within the timeout, else 503."""
         try:
             await asyncio.wait_for(self.probe(), self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return 503, "database: no answer in time\n"
         except Exception as exc:  # the kind only: a health check must never leak data
             return 503, f"database: {type(exc).__name__}\n"
@@ -69,7 +69,7 @@ class HealthServer:
                 f"Connection: close\r\n\r\n{body}".encode("latin-1")
             )
             await writer.drain()
-        except (asyncio.TimeoutError, ConnectionError, asyncio.LimitOverrunError, ValueError):
+        except (TimeoutError, ConnectionError, asyncio.LimitOverrunError, ValueError):
             pass
         finally:
             writer.close()

@@ -426,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     sessions = sessionmaker_for(settings.database_url)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     if args.command == "purge":
         purged = purge_all(
             sessions,

@@ -38,7 +38,7 @@ class DatabaseDownError(Exception):
 
 def utcnow() -> dt.datetime:
     """Return the time now, in UTC."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class Store:

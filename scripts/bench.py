@@ -349,7 +349,7 @@ def directory_bench(url: str, services: int, queries: int) -> str:
     analyze(url)  # as `python -m actions.directory import` does after every file
     load_seconds = time.perf_counter() - start
     timings = []
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     by_code = {a.code: a for a in authorities}
     with sessionmaker_for(url)() as session:
         for _ in range(queries):

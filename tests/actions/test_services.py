@@ -19,8 +19,8 @@ LEEDS = Authority("E08000035", "Leeds", "England")
 OXFORDSHIRE = Authority("E10000025", "Oxfordshire", "England")
 KENT = Authority("E10000016", "Kent", "England")
 # A Tuesday at 10:30 in London (British Summer Time).
-TUESDAY_MORNING = dt.datetime(2026, 6, 2, 9, 30, tzinfo=dt.timezone.utc)
-SUNDAY_NIGHT = dt.datetime(2026, 6, 7, 22, 0, tzinfo=dt.timezone.utc)
+TUESDAY_MORNING = dt.datetime(2026, 6, 2, 9, 30, tzinfo=dt.UTC)
+SUNDAY_NIGHT = dt.datetime(2026, 6, 7, 22, 0, tzinfo=dt.UTC)
 WORDS = Wording(yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))["responses"])
 
 
@@ -120,10 +120,10 @@ def test_hours_read_like_people_write_them() -> None:
 def test_a_listing_says_when_it_was_last_checked_and_warns_when_that_is_over_a_year_ago(
     seeded: Session,
 ) -> None:
-    now = dt.datetime(2026, 12, 1, 12, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
     fresh = find_services(seeded, authority=None, need="crisis", age=15, now=now).national[0]
     assert "Last checked 25 Nov 2026" in render(fresh, WORDS) and not fresh.stale
-    later = dt.datetime(2028, 1, 1, 12, tzinfo=dt.timezone.utc)
+    later = dt.datetime(2028, 1, 1, 12, tzinfo=dt.UTC)
     old = find_services(seeded, authority=None, need="crisis", age=15, now=later).national[0]
     assert old.stale and "over a year ago" in render(old, WORDS)
 

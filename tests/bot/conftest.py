@@ -224,7 +224,7 @@ class FakeRasa:
 class Clock:
     """A clock the test moves by hand."""
 
-    now: dt.datetime = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
+    now: dt.datetime = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 
     def __call__(self) -> dt.datetime:
         return self.now

@@ -16,7 +16,7 @@ from bot.escalation import Priority
 from bot.models import CaseEvent, CaseMessage, HandoverCase
 from tests.bot.conftest import TRANSCRIPT_KEY
 
-NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 CIPHER = Cipher([TRANSCRIPT_KEY])
 
 

@@ -14,7 +14,7 @@ from bot.escalation import Priority, TransitionError
 from bot.models import HandoverCase
 from tests.bot.conftest import TRANSCRIPT_KEY
 
-NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 CIPHER = Cipher([TRANSCRIPT_KEY])
 
 

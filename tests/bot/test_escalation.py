@@ -23,7 +23,7 @@ from bot.escalation import (
     waited,
 )
 
-T0 = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 
 
 @pytest.mark.parametrize(
@@ -83,7 +83,7 @@ def test_a_moderators_message_goes_to_the_replied_case_or_the_only_one_held() ->
 
 
 def test_moderators_hours_are_uk_time_and_may_cross_midnight() -> None:
-    summer_evening = dt.datetime(2026, 7, 1, 21, 30, tzinfo=dt.timezone.utc)  # 22:30 BST
+    summer_evening = dt.datetime(2026, 7, 1, 21, 30, tzinfo=dt.UTC)  # 22:30 BST
     assert not Hours.parse("09:00-22:00").on_duty(summer_evening)
     assert Hours.parse("18:00-02:00").on_duty(summer_evening)
     assert Hours.parse("").on_duty(summer_evening)

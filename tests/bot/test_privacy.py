@@ -240,7 +240,7 @@ async def test_the_retention_purge_deletes_what_is_older_and_keeps_the_rest(harn
 
 
 def test_the_purge_command_deletes_old_closed_cases(cases_url: str, trackers_url: str) -> None:
-    long_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=40)
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
     with sessionmaker_for(cases_url).begin() as session:
         session.add(
             HandoverCase(
@@ -301,7 +301,7 @@ async def test_a_copied_database_shows_no_words_and_no_chat_id(harness, database
 
 
 def test_update_ids_count_per_bot_so_a_new_bot_token_starts_afresh(session: Session) -> None:
-    now = dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
     privacy.note_update(session, 111, 5, now)
     privacy.note_update(session, 222, 5, now)  # another bot's update 5: not a second delivery
     with pytest.raises(IntegrityError), session.begin_nested():
@@ -318,7 +318,7 @@ def test_rotating_the_key_re_encrypts_every_line_and_chat_id(session: Session) -
         priority="normal",
         priority_rank=2,
         reason="request_human",
-        opened_at=dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc),
+        opened_at=dt.datetime(2026, 11, 25, tzinfo=dt.UTC),
     )
     session.add(case)
     session.flush()

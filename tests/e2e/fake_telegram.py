@@ -819,7 +819,7 @@ class FakeTelegram(LoopbackServer):
                             error = (
                                 f"Wrong response from the webhook: {status} {response.reason or ''}".strip()
                             )
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                     error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 self._delivered(WebhookDelivery(update_id, url, time.time(), status, error))
 

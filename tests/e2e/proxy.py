@@ -203,7 +203,7 @@ class RoundRobinProxy(LoopbackServer):
             except aiohttp.ClientConnectorError as exc:  # never connected: nothing was sent, try the next
                 self._record(Forwarded(upstream, request.method, path, time.time(), error=type(exc).__name__))
                 continue
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # sent, maybe handled: don't resend
+            except (TimeoutError, aiohttp.ClientError) as exc:  # sent, maybe handled: don't resend
                 self._record(Forwarded(upstream, request.method, path, time.time(), error=type(exc).__name__))
                 return web.Response(status=502, text=f"upstream failed: {type(exc).__name__}")
         return web.Response(status=502, text="no upstream reachable")

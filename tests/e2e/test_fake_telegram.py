@@ -45,7 +45,7 @@ def fake() -> Iterator[FakeTelegram]:
         yield server
 
 
-def with_bot(fake: FakeTelegram, action: Callable[[Bot], Awaitable[T]]) -> T:
+def with_bot[T](fake: FakeTelegram, action: Callable[[Bot], Awaitable[T]]) -> T:
     """Run ``action`` with a real, initialised telegram.Bot pointed at the fake."""
 
     async def main() -> T:
