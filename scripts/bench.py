@@ -524,7 +524,9 @@ def _conversations(
             pipeline = Pipeline(fake)
             pipeline.learn_replies()
             rasa = process_tree(stack.rasa.pid)  # with workers: `rasa run` and its worker processes
-            meter = Meter({"Rasa": rasa, "actions": [stack.actions.pid], "adapter": [adapter.pid]})
+            # rasa-sdk 3.21 serves from a Sanic worker process, a child of `python -m rasa_sdk`.
+            actions = process_tree(stack.actions.pid)
+            meter = Meter({"Rasa": rasa, "actions": actions, "adapter": [adapter.pid]})
             rest_only = ("Rasa", "actions")
             everything = (*rest_only, "adapter", "bench (fake Bot API, people)")
             plan = [(users, 0.0) for users in user_counts] + [paced]
@@ -542,7 +544,8 @@ def _conversations(
             rasa_peak = max(peak_memory_mb(pid) for pid in rasa)
             memory = (
                 f"Peak memory: Rasa {rasa_peak:.0f} MB (largest of {len(rasa)} processes), "
-                f"actions {peak_memory_mb(stack.actions.pid):.0f} MB, "
+                f"actions {sum(peak_memory_mb(pid) for pid in actions):.0f} MB "
+                f"({len(actions)} processes together), "
                 f"adapter {peak_memory_mb(adapter.pid):.0f} MB"
             )
     return [

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -160,9 +161,15 @@ def running_stack(
 def _process(
     command: list[str], env: dict[str, str], log: Path, mode: str = "wb"
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a process with its output in a log file; stop it (SIGTERM, then SIGKILL) after."""
+    """Run a process with its output in a log file; stop it (SIGTERM, then SIGKILL) after.
+
+    It runs in a process group of its own, and the whole group is killed at the end: the action server
+    (rasa-sdk 3.21, Sanic 25) and Rasa's workers serve from child processes.
+    """
     with log.open(mode) as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             yield process
         finally:
@@ -172,6 +179,8 @@ def _process(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # whatever of the group is left
 
 
 @contextmanager
