@@ -1,4 +1,4 @@
-"""Known vulnerabilities in both environments, with pip-audit (`make audit`; `make test` runs it).
+"""Known vulnerabilities in both environments, with pip-audit (`make audit`; not part of `make test`).
 
 Audits what is installed, not what the requirements files say:
 - app (.venv): `.venv/bin/pip-audit` over its own environment (the `pip list` of .venv's Python);

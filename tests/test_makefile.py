@@ -150,3 +150,12 @@ def test_make_run_actions_listens_on_loopback_only(
 def test_run_all_starts_the_action_server_on_loopback() -> None:
     line = next(line for line in RUN_ALL.read_text().splitlines() if "-m rasa_sdk" in line)
     assert line.startswith('SANIC_HOST="${SANIC_HOST:-127.0.0.1}" ')
+
+
+def test_make_test_runs_offline_without_the_dependency_audit() -> None:
+    """`make audit` needs an advisory service on the network; `make test` must pass without one."""
+    text = MAKEFILE.read_text(encoding="utf-8")
+    prerequisites = next(line for line in text.splitlines() if line.startswith("test:"))
+    assert "audit" not in prerequisites.split("##")[0].split()
+    assert any(line.startswith("audit:") for line in text.splitlines())
+    assert "make audit" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
