@@ -9,6 +9,7 @@ RASA := $(RASA_VENV)/bin/rasa
 PY := $(APP_VENV)/bin/python
 # Our processes (.venv) run on the newest of these found on PATH or through pyenv; Rasa (.venv-rasa) on 3.10.
 APP_PYTHONS := 3.13 3.12
+APP_PYTHON_FOUND := build/app-python
 APP_PIP := 26.3
 PIP_COMPILE := $(APP_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
 MODEL := models/signpost.tar.gz
@@ -55,7 +56,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export SANIC_HOST ?= 127.0.0.1
 ACTIONS_PORT := 5055
 
-.PHONY: help setup ready purge train validate lint lock audit sources eval bench test run run-rasa run-actions run-bot clean
+.PHONY: FORCE help setup ready purge train validate lint lock audit sources eval bench test run run-rasa run-actions run-bot clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -73,11 +74,18 @@ $(RASA_VENV)/.installed: requirements/rasa.txt requirements/rasa-nodeps.txt
 	$(RASA_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r requirements/rasa-nodeps.txt
 	touch $@
 
-# The newest supported Python found (APP_PYTHONS, in order); a .venv on another version is made anew.
+# Which Python .venv should have: the newest supported one found (APP_PYTHONS, in order), looked for on
+# every run; the file changes only when the answer does, and then .venv is made anew on it.
+$(APP_PYTHON_FOUND): FORCE
+	@mkdir -p $(@D); py=$$(scripts/find-python $(APP_PYTHONS)) || exit 1; \
+	  found="$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])') $$py"; \
+	  test "$$(cat $@ 2>/dev/null)" = "$$found" || echo "$$found" > $@
+
+FORCE:
+
 # dev.txt is a lock file (app.txt's pins plus the tools, every one with its hashes; `make lock`).
-$(APP_VENV)/.installed: requirements/app.txt requirements/dev.txt
-	@py=$$(scripts/find-python $(APP_PYTHONS)) || exit 1; \
-	  want=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+$(APP_VENV)/.installed: requirements/app.txt requirements/dev.txt $(APP_PYTHON_FOUND)
+	@read -r want py < $(APP_PYTHON_FOUND); \
 	  have=$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null); \
 	  if [ "$$have" != "$$want" ]; then \
 	    echo "Making $(APP_VENV) with Python $$want ($$py)$${have:+, in place of Python $$have}"; \
