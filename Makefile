@@ -56,7 +56,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export SANIC_HOST ?= 127.0.0.1
 ACTIONS_PORT := 5055
 
-.PHONY: FORCE help setup ready purge train validate lint lock audit sources eval bench test run run-rasa run-actions run-bot clean
+.PHONY: FORCE help setup ready purge train validate lint lock audit sources eval bench test run chat run-rasa run-actions run-bot clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -163,8 +163,11 @@ test: setup validate lint $(MODEL) ## Every test (offline): validation, lint, un
 ready: setup
 	$(PY) -m actions.directory ready
 
-run: ready $(MODEL) ## Start Rasa, the actions and the bot (terminal chat without TELEGRAM_BOT_TOKEN)
+run: ready $(MODEL) ## Start Rasa, the actions and the adapter: the web chat on http://127.0.0.1:8000/ (WEB_HOST, WEB_PORT), and Telegram when TELEGRAM_BOT_TOKEN is set
 	scripts/run-all
+
+chat: ready $(MODEL) ## Start Rasa and the actions, and chat in this terminal (you are the person; /mod lines are the moderator)
+	scripts/run-all chat
 
 run-rasa: ready $(MODEL) ## The Rasa server on 127.0.0.1:5005, in the foreground
 	@mkdir -p var
@@ -174,7 +177,7 @@ run-rasa: ready $(MODEL) ## The Rasa server on 127.0.0.1:5005, in the foreground
 run-actions: ready ## The action server on 127.0.0.1:5055, in the foreground
 	$(PY) -m rasa_sdk --actions actions --port $(ACTIONS_PORT)
 
-run-bot: ready ## The bot in the foreground (terminal chat without TELEGRAM_BOT_TOKEN)
+run-bot: ready ## The adapter in the foreground: the web chat, and Telegram when TELEGRAM_BOT_TOKEN is set
 	$(PY) -m bot
 
 purge: ready ## Delete now what is past its retention time (the adapter also does this hourly)

@@ -1,4 +1,5 @@
-"""`python -m bot`: Telegram with TELEGRAM_BOT_TOKEN set, otherwise the terminal chat (same relay)."""
+"""`python -m bot`: the web chat, and Telegram too with TELEGRAM_BOT_TOKEN set; `python -m bot chat`: the
+terminal chat (the same core)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ def schema_problem(settings: Settings) -> str | None:
     return None
 
 
-def main() -> int:
-    """Start the adapter chosen by the settings."""
+def main(argv: list[str] | None = None) -> int:
+    """Start the adapter: the web chat (and Telegram), or with `chat` the terminal chat."""
+    args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Request URLs carry the bot token and are logged by httpx at INFO.
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -37,7 +39,7 @@ def main() -> int:
     except SettingsError as exc:
         print(f"Signpost cannot start: {exc}", file=sys.stderr)
         return 2
-    if settings.telegram_bot_token:
+    if args[:1] != ["chat"]:
         # Migrations are `make ready`'s work, done before start (never on a request): say what to run.
         problem = schema_problem(settings)
         if problem is not None:

@@ -3,6 +3,8 @@ the database."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
@@ -10,6 +12,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import httpx
+import uvicorn
 from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import (
@@ -27,6 +30,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from actions.db import sessionmaker_for
+from bot.channel import ByChat
 from bot.handlers import RELAY, moderator, person_of, relay_of, user
 from bot.handlers.errors import on_error
 from bot.health import HealthServer
@@ -36,6 +40,8 @@ from bot.ratelimit import ChatRateLimiter
 from bot.relay import Relay, assemble
 from bot.settings import Settings
 from bot.store import utcnow
+from bot.web.app import WebChat
+from bot.web.chats import WebChats
 
 logger = logging.getLogger(__name__)
 
@@ -158,11 +164,15 @@ def build_application(
     request: BaseRequest | None = None,
     rasa_transport: httpx.AsyncBaseTransport | None = None,
     clock: Callable[[], dt.datetime] = utcnow,
+    web: WebChats | None = None,
 ) -> Application:  # type: ignore[type-arg]
-    """Return the Telegram application: handlers, error handler, jobs and the relay, not yet started."""
+    """Return the Telegram application: handlers, error handler, jobs and the relay, not yet started.
+
+    With `web`, the core speaks through Telegram and the web chat both (each message to its chat's channel).
+    """
     if not settings.telegram_bot_token:
         raise ValueError(
-            "build_application needs TELEGRAM_BOT_TOKEN; without it `python -m bot` is the terminal chat"
+            "build_application needs TELEGRAM_BOT_TOKEN; without it `python -m bot` serves the web chat alone"
         )
     builder = (
         ApplicationBuilder()
@@ -180,10 +190,11 @@ def build_application(
     application = builder.build()
     rasa = RasaClient(settings.rasa_url, settings.rasa_patience_seconds, transport=rasa_transport)
     # The core, its parts made once for the Telegram channel (the terminal makes its own: bot/console.py).
+    telegram = TelegramOutbox(application.bot)
     relay = assemble(
         settings,
         rasa,
-        TelegramOutbox(application.bot),
+        telegram if web is None else ByChat(telegram, web, web.owns),
         sessionmaker_for(settings.database_url, settings.database_timeouts),
         clock,
     )
@@ -208,12 +219,54 @@ def build_application(
 
 
 def run(settings: Settings) -> None:
-    """Run the bot until stopped: long polling, or a webhook server when WEBHOOK_URL is set."""
-    application = build_application(settings)
+    """Serve the web chat, and Telegram too when TELEGRAM_BOT_TOKEN is set, until stopped (a signal)."""
+    asyncio.run(serve(settings))
+
+
+async def serve(settings: Settings, ready: Callable[[], None] | None = None) -> None:
+    """Run the web chat (uvicorn) and Telegram (long polling, or its webhook when WEBHOOK_URL is set) in
+    one event loop, over one core, as python-telegram-bot's custom-webhook example runs a web server
+    beside its Application."""
+    chats = WebChats()
+    application = build_application(settings, web=chats) if settings.telegram_bot_token else None
+    async with contextlib.AsyncExitStack() as stack:
+        if application is not None:
+            relay: Relay = application.bot_data[RELAY]
+            await _start_telegram(application, settings)
+            stack.push_async_callback(_stop_telegram, application)
+        else:
+            relay = await _start_web_only(settings, chats, stack)
+        chat = WebChat(relay, chats, settings.exit_url)
+        config = uvicorn.Config(
+            chat.app(),
+            host=settings.web_host,
+            port=settings.web_port,
+            access_log=False,  # an access log would keep people's addresses
+            log_level="warning",
+            lifespan="off",
+            server_header=False,
+            ws="none",  # no WebSockets: the live feed is server-sent events
+            timeout_graceful_shutdown=5,  # open live feeds would otherwise hold a shutdown up for ever
+        )
+        server = uvicorn.Server(config)
+        housekeeping = asyncio.create_task(_drop_idle_chats(chats))
+        stack.callback(housekeeping.cancel)
+        print(f"Signpost web chat: http://{settings.web_host}:{settings.web_port}/", flush=True)
+        if ready is not None:
+            ready()
+        await server.serve()
+        await chat.done()
+
+
+async def _start_telegram(application: Application, settings: Settings) -> None:  # type: ignore[type-arg]
+    await application.initialize()
+    await _post_init(application)
+    await application.start()
+    assert application.updater is not None
     if settings.webhook_url:
         path = urlparse(settings.webhook_url).path.strip("/") or "telegram"
         logger.info("webhook mode on %s:%d/%s", settings.webhook_listen, settings.webhook_port, path)
-        application.run_webhook(
+        await application.updater.start_webhook(
             listen=settings.webhook_listen,
             port=settings.webhook_port,
             url_path=path,
@@ -223,4 +276,32 @@ def run(settings: Settings) -> None:
         )
     else:
         logger.info("long polling mode")
-        application.run_polling(allowed_updates=Update.ALL_TYPES)
+        await application.updater.start_polling(allowed_updates=Update.ALL_TYPES)
+
+
+async def _stop_telegram(application: Application) -> None:  # type: ignore[type-arg]
+    if application.updater is not None and application.updater.running:
+        await application.updater.stop()
+    if application.running:
+        await application.stop()
+    await application.shutdown()
+    await _post_shutdown(application)
+
+
+async def _start_web_only(settings: Settings, chats: WebChats, stack: contextlib.AsyncExitStack) -> Relay:
+    """The core for the web chat alone (no Telegram): its Rasa client, its database and its jobs."""
+    rasa = await stack.enter_async_context(RasaClient(settings.rasa_url, settings.rasa_patience_seconds))
+    relay = assemble(
+        settings, rasa, chats, sessionmaker_for(settings.database_url, settings.database_timeouts)
+    )
+    stack.callback(relay.store.close)
+    await relay.start()
+    jobs = asyncio.create_task(relay.run_jobs())
+    stack.callback(jobs.cancel)
+    return relay
+
+
+async def _drop_idle_chats(chats: WebChats) -> None:
+    while True:
+        await asyncio.sleep(60)
+        chats.drop_idle()

@@ -7,6 +7,7 @@ core as the exceptions below, never as a channel's own types.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -76,3 +77,55 @@ class Channel(Protocol):
 def parts(channel: Channel, text: str) -> int:
     """Return how many messages a text takes on a channel."""
     return 1 + (len(text) - 1) // channel.max_text_chars if text else 1
+
+
+class ByChat:
+    """One channel made of several: each message goes to the channel whose chats it is for.
+
+    The web chat runs beside Telegram in one process (one core): a web person's case card goes to the
+    moderators' Telegram group, and the moderator's answer comes back to the web chat. `web` owns the
+    chat ids it says it owns (`owns`); every other id is `main`'s.
+    """
+
+    def __init__(self, main: Channel, web: Channel, owns: Callable[[int], bool]) -> None:
+        self.main = main
+        self.web = web
+        self.owns = owns
+
+    def _for(self, chat_id: int) -> Channel:
+        return self.web if self.owns(chat_id) else self.main
+
+    @property
+    def can_delete(self) -> bool:
+        """Both can take back messages (where one can't, its own delete says so)."""
+        return self.main.can_delete and self.web.can_delete
+
+    @property
+    def shows_typing(self) -> bool:
+        """Typing is shown where either channel shows it (the other ignores it)."""
+        return self.main.shows_typing or self.web.shows_typing
+
+    @property
+    def max_text_chars(self) -> int:
+        """The shorter limit of the two."""
+        return min(self.main.max_text_chars, self.web.max_text_chars)
+
+    async def send(self, chat_id: int, message: Say) -> list[int]:
+        """Send through the chat's channel."""
+        return await self._for(chat_id).send(chat_id, message)
+
+    async def edit(self, chat_id: int, message_id: int, message: Say) -> None:
+        """Edit through the chat's channel."""
+        await self._for(chat_id).edit(chat_id, message_id, message)
+
+    async def delete(self, chat_id: int, message_id: int) -> bool:
+        """Delete through the chat's channel."""
+        return await self._for(chat_id).delete(chat_id, message_id)
+
+    async def delete_many(self, chat_id: int, message_ids: list[int]) -> None:
+        """Delete through the chat's channel."""
+        await self._for(chat_id).delete_many(chat_id, message_ids)
+
+    async def typing(self, chat_id: int) -> None:
+        """Show typing through the chat's channel."""
+        await self._for(chat_id).typing(chat_id)

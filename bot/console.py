@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import logging
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -30,8 +29,6 @@ logger = logging.getLogger(__name__)
 PERSON_CHAT = 1
 MODERATOR_ID = 2
 MODERATORS_GROUP = -1
-JOBS_EVERY_SECONDS = 10
-PURGE_EVERY_SECONDS = 3600
 QUIT_COMMANDS = {"/quit", "/q"}
 GOODBYE = "utter_terminal_goodbye"
 INTRO = """Signpost terminal chat. Type a message and press Enter; type a button's number to press it.
@@ -165,18 +162,6 @@ def local_settings(settings: Settings) -> Settings:
     )
 
 
-async def _jobs(relay: Relay) -> None:
-    purged_at = 0.0
-    while True:
-        if time.monotonic() - purged_at >= PURGE_EVERY_SECONDS:
-            purged_at = time.monotonic()
-            await relay.purge()
-        await asyncio.sleep(JOBS_EVERY_SECONDS)
-        await relay.retry_pending()
-        await relay.release_held()
-        await relay.check_waiting()
-
-
 async def run_console(settings: Settings, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
     """Run the terminal chat until the person quits or input ends."""
     settings = local_settings(settings)
@@ -189,7 +174,7 @@ async def run_console(settings: Settings, stdin: TextIO = sys.stdin, out: TextIO
         await relay.start()
         person = Person(PERSON_CHAT, pseudonym(settings.pseudonym_key, f"console-{uuid.uuid4().hex}"))
         chat = ConsoleChat(relay, outbox, person)
-        jobs = asyncio.create_task(_jobs(relay))
+        jobs = asyncio.create_task(relay.run_jobs())
         loop = asyncio.get_running_loop()
         try:
             while True:

@@ -18,8 +18,10 @@ here logs what anyone wrote (DESIGN.md, non-negotiable 3).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 
 from sqlalchemy.exc import IntegrityError
@@ -55,6 +57,8 @@ COMMANDS = {"/start": "/greet", "/help": "/ask_helplines"}
 QUICK_EXIT = {"/exit", "/quick_exit"}
 FORGET = "/forget"
 FORGET_YES, FORGET_NO = "forget:yes", "forget:no"
+JOBS_EVERY_SECONDS = 10  # where no Telegram job queue runs them (run_jobs)
+PURGE_EVERY_SECONDS = 3600
 
 
 def command_of(text: str) -> str | None:
@@ -322,6 +326,18 @@ class Relay:
     async def purge(self) -> privacy.Purged | None:
         """Delete what is past its retention time (a job, hourly)."""
         return await self.handover.purge()
+
+    async def run_jobs(self, every: float = JOBS_EVERY_SECONDS) -> None:
+        """Run the core's jobs on a timer, where no Telegram job queue does (the terminal, the web alone)."""
+        purged_at = -float(PURGE_EVERY_SECONDS)
+        while True:
+            if time.monotonic() - purged_at >= PURGE_EVERY_SECONDS:
+                purged_at = time.monotonic()
+                await self.purge()
+            await asyncio.sleep(every)
+            await self.retry_pending()
+            await self.release_held()
+            await self.check_waiting()
 
     async def refresh_blocks(self) -> None:
         """Load the blocks in force (other instances block too)."""

@@ -28,6 +28,8 @@ from bot.tracker_store import TrackerStoreError, check_same_store
 
 DEFAULT_RASA_URL = "http://localhost:5005"
 DEFAULT_TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
+# "Exit this page" goes somewhere ordinary, as GOV.UK's pattern advises (its own default is BBC Weather).
+DEFAULT_EXIT_URL = "https://www.bbc.co.uk/weather"
 MIN_KEY_LENGTH = 32
 DEFAULT_TRACKER_STORE_URL = f"sqlite:///{ROOT / 'var' / 'trackers.db'}"
 
@@ -78,9 +80,20 @@ class Settings:
     # GET /healthz answers here (through the event loop, after asking the database); None: not served.
     health_listen: str = "127.0.0.1"
     health_port: int | None = None
+    # The web chat (bot/web/) listens here; "Exit this page" goes to exit_url.
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+    exit_url: str = DEFAULT_EXIT_URL
 
     def __repr__(self) -> str:
         return redacted_repr(self)
+
+
+def _exit_url(env: Mapping[str, str]) -> str:
+    url = env.get("EXIT_URL", "").strip() or DEFAULT_EXIT_URL
+    if not url.startswith(("https://", "http://")):
+        raise SettingsError(f"EXIT_URL must be a web address starting with https://, got {url!r}")
+    return url
 
 
 def _int_or_none(env: Mapping[str, str], name: str) -> int | None:
@@ -244,6 +257,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         audit_retention=_days(env, "AUDIT_RETENTION_DAYS", 365),
         health_listen=env.get("HEALTH_LISTEN", "").strip() or "127.0.0.1",
         health_port=_port_or_none(env, "HEALTH_PORT"),
+        web_host=env.get("WEB_HOST", "").strip() or "127.0.0.1",
+        web_port=_port_or_none(env, "WEB_PORT") or 8000,
+        exit_url=_exit_url(env),
         **_webhook(env),  # type: ignore[arg-type]
     )
 

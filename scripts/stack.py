@@ -187,10 +187,12 @@ def _process(
 def running_adapter(
     workdir: Path, env: dict[str, str], name: str = "adapter"
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start `python -m bot` (the Telegram adapter) with extra environment; stop it (SIGTERM) after.
+    """Start `python -m bot` (Telegram and the web chat) with extra environment; stop it (SIGTERM) after.
 
-    The caller waits for it to be ready (e.g. until its fake Bot API sees getUpdates).
+    The web chat listens on a free port unless `env` names one (WEB_PORT). The caller waits for it to be
+    ready (e.g. until its fake Bot API sees getUpdates).
     """
+    env = {"WEB_PORT": str(free_port()), **env}
     # Appended, so a restarted adapter's log follows the first one's.
     with _process([str(APP_PYTHON), "-m", "bot"], {**os.environ, **env}, workdir / f"{name}.log", "ab") as p:
         yield p

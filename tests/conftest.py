@@ -50,3 +50,23 @@ def session(database_url: str) -> Iterator[Session]:
         with Session(bind=connection, join_transaction_mode="create_savepoint") as db:
             yield db
         transaction.rollback()
+
+
+NO_BROWSER = "NO BROWSER"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say loudly when the web chat's browser tests could not run (no Chromium on this machine)."""
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if NO_BROWSER in str(getattr(report, "longrepr", ""))
+    ]
+    if skipped:
+        terminalreporter.section("THE WEB CHAT WAS NOT TESTED IN A BROWSER", sep="!", red=True, bold=True)
+        terminalreporter.write_line(
+            f"{len(skipped)} browser tests skipped: no Chromium for Playwright. Install Debian's `chromium` "
+            "(`.ci/run` does) or run `.venv/bin/playwright install chromium`, then `make test` again.",
+            red=True,
+            bold=True,
+        )

@@ -89,7 +89,8 @@ def test_every_screen_that_mentions_danger_has_the_leave_quickly_button() -> Non
     """Someone who may be watched needs the way out on the screen that talks about danger (issue 6)."""
     # A disclosure answer is always followed by utter_offer_help (stories/rules_disclosures.yml), which
     # carries the button; worker answers and the directory's lines are not for a young person in danger.
-    followed = ("utter_disclose_", "utter_worker_", "directory_")
+    # The web page's own words (utter_web_*) sit under its "Exit this page" button, on every page.
+    followed = ("utter_disclose_", "utter_worker_", "directory_", "utter_web_")
     danger = [
         (name, index)
         for name, variants in RESPONSES.items()

@@ -37,6 +37,7 @@ from bot.models import (
 )
 from bot.relay import Relay
 from bot.settings import Settings
+from bot.web.chats import WebChats
 
 BOT_ID = 999
 TOKEN = f"{BOT_ID}:TEST"
@@ -397,6 +398,7 @@ async def harness(cases_url: str, trackers_url: str) -> AsyncIterator[Callable[.
         rasa: FakeRasa | None = None,
         clock: Clock | None = None,
         request: RecordingRequest | None = None,
+        web: WebChats | None = None,
         **changes: Any,
     ) -> Harness:
         request, rasa, clock = request or RecordingRequest(), rasa or FakeRasa(), clock or Clock()
@@ -405,13 +407,14 @@ async def harness(cases_url: str, trackers_url: str) -> AsyncIterator[Callable[.
             request=request,
             rasa_transport=httpx.MockTransport(rasa.handle),
             clock=clock,
+            web=web,
         )
         await app.initialize()
         assert app.post_init is not None
         await app.post_init(app)
         started.append(app)
         outbox = app.bot_data[RELAY].channel
-        outbox.first_delay = 0.01
+        getattr(outbox, "main", outbox).first_delay = 0.01  # Telegram's outbox (beside a web chat or not)
         return Harness(app, request, rasa, clock)
 
     yield build

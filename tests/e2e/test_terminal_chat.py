@@ -26,7 +26,7 @@ def chat(rasa_url: str, typed: str, database: Path) -> str:
         "TRACKER_STORE_URL": f"sqlite:///{database.parent / 'trackers.db'}",
     }
     done = subprocess.run(
-        [str(APP_PYTHON), "-m", "bot"],
+        [str(APP_PYTHON), "-m", "bot", "chat"],
         input=typed,
         capture_output=True,
         text=True,
@@ -79,7 +79,7 @@ def test_the_terminal_chat_gives_crisis_numbers_when_rasa_is_down(tmp_path: Path
 def test_the_bot_refuses_to_start_without_a_pseudonym_key() -> None:
     env = {**os.environ, "PSEUDONYM_KEY": ""}
     done = subprocess.run(
-        [str(APP_PYTHON), "-m", "bot"],
+        [str(APP_PYTHON), "-m", "bot", "chat"],
         input="",
         capture_output=True,
         text=True,
