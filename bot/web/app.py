@@ -40,7 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.flood import FloodGuard, Limits
 from bot.people import Person
-from bot.relay import FORGET, QUICK_EXIT, Relay
+from bot.relay import FORGET, QUICK_EXIT, Relay, command_of
 from bot.responses import response_text
 from bot.web.chats import WebChats
 from bot.web.sessions import COOKIE, WebSessions
@@ -257,7 +257,7 @@ class WebChat:
         text = (_field(form, "message") or "").strip()[:MAX_MESSAGE_CHARS]
         if not text:
             return Response(status_code=204) if not self._wants_page(request) else RedirectResponse("/", 303)
-        if text.split()[0].lower() in QUICK_EXIT:
+        if command_of(text) in QUICK_EXIT:  # read as the core reads a typed command
             return await self._exit(request, session_id, person)
         self.relay.arrived(person, expects_answer=True)
         message_id = self.chats.person_wrote(person.chat_id, text)
