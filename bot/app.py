@@ -6,13 +6,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hmac
+import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 from urllib.parse import urlparse
 
 import httpx
 import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import (
@@ -23,6 +30,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    ExtBot,
     MessageHandler,
     TypeHandler,
     filters,
@@ -40,7 +48,7 @@ from bot.ratelimit import ChatRateLimiter
 from bot.relay import Relay, assemble
 from bot.settings import Settings
 from bot.store import utcnow
-from bot.web.app import WebChat
+from bot.web.app import Guard, WebChat
 from bot.web.chats import WebChats
 
 logger = logging.getLogger(__name__)
@@ -226,7 +234,9 @@ def run(settings: Settings) -> None:
 async def serve(settings: Settings, ready: Callable[[], None] | None = None) -> None:
     """Run the web chat (uvicorn) and Telegram (long polling, or its webhook when WEBHOOK_URL is set) in
     one event loop, over one core, as python-telegram-bot's custom-webhook example runs a web server
-    beside its Application."""
+    beside its Application. In webhook mode our own Starlette route takes Telegram's updates
+    (TelegramWebhook, below): on its own server at WEBHOOK_LISTEN:WEBHOOK_PORT, or in the web chat's when
+    WEBHOOK_PORT is WEB_PORT."""
     chats = WebChats()
     application = build_application(settings, web=chats) if settings.telegram_bot_token else None
     async with contextlib.AsyncExitStack() as stack:
@@ -237,44 +247,93 @@ async def serve(settings: Settings, ready: Callable[[], None] | None = None) -> 
         else:
             relay = await _start_web_only(settings, chats, stack)
         chat = WebChat(relay, chats, settings.exit_url)
-        config = uvicorn.Config(
-            chat.app(),
-            host=settings.web_host,
-            port=settings.web_port,
-            access_log=False,  # an access log would keep people's addresses
-            log_level="warning",
-            lifespan="off",
-            server_header=False,
-            ws="none",  # no WebSockets: the live feed is server-sent events
-            timeout_graceful_shutdown=5,  # open live feeds would otherwise hold a shutdown up for ever
-        )
-        server = uvicorn.Server(config)
+        web_app = chat.app()
+        webhook = _webhook_of(application, settings)
+        if webhook is not None and settings.webhook_port == settings.web_port:
+            web_app = with_webhook(web_app, webhook, chat.paths)
+        elif webhook is not None:
+            logger.info("webhook on its own port %d", settings.webhook_port)
+            hook_server = _QuietServer(
+                _server_config(webhook.app(), settings.webhook_listen, settings.webhook_port)
+            )
+            stack.push_async_callback(_stopped, hook_server, await _started(hook_server))
+        server = uvicorn.Server(_server_config(web_app, settings.web_host, settings.web_port))
         housekeeping = asyncio.create_task(_drop_idle_chats(chats))
         stack.callback(housekeeping.cancel)
+        serving = await _started(server)  # catches SIGINT and SIGTERM: serving ends on either
+        if webhook is not None and application is not None:
+            await _set_webhook(application, settings)  # once we listen: Telegram posts at once
         print(f"Signpost web chat: http://{settings.web_host}:{settings.web_port}/", flush=True)
         if ready is not None:
             ready()
-        await server.serve()
+        await serving
         await chat.done()
+
+
+def _server_config(app: Any, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        access_log=False,  # an access log would keep people's addresses
+        log_level="warning",
+        lifespan="off",
+        server_header=False,
+        ws="none",  # no WebSockets: the live feed is server-sent events
+        timeout_graceful_shutdown=5,  # open live feeds would otherwise hold a shutdown up for ever
+    )
+
+
+class _QuietServer(uvicorn.Server):
+    """A second server in the loop: it leaves the signals to the first, and stops when told to."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _started(server: uvicorn.Server) -> asyncio.Task[None]:
+    """Start a server in the background; return its task once it listens (or raise why it could not)."""
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # its error, if it raised one
+            raise RuntimeError(f"the web server on port {server.config.port} stopped before it listened")
+        await asyncio.sleep(0.02)
+    return task
+
+
+async def _stopped(server: uvicorn.Server, serving: asyncio.Task[None]) -> None:
+    """Stop a server started with _started, and wait until it has."""
+    server.should_exit = True
+    await serving
+
+
+def _webhook_of(application: Application | None, settings: Settings) -> TelegramWebhook | None:  # type: ignore[type-arg]
+    """Telegram's webhook route, in webhook mode."""
+    if application is None or not settings.webhook_url or not settings.webhook_secret:
+        return None
+    return TelegramWebhook(
+        application, urlparse(settings.webhook_url).path or "/telegram", settings.webhook_secret
+    )
+
+
+async def _set_webhook(application: Application, settings: Settings) -> None:  # type: ignore[type-arg]
+    """Tell Telegram where to post updates, and the secret it must send with each."""
+    logger.info("webhook mode: updates are posted to WEBHOOK_URL")
+    await application.bot.set_webhook(
+        url=settings.webhook_url or "",
+        secret_token=settings.webhook_secret,
+        allowed_updates=Update.ALL_TYPES,
+    )
 
 
 async def _start_telegram(application: Application, settings: Settings) -> None:  # type: ignore[type-arg]
     await application.initialize()
     await _post_init(application)
     await application.start()
-    assert application.updater is not None
-    if settings.webhook_url:
-        path = urlparse(settings.webhook_url).path.strip("/") or "telegram"
-        logger.info("webhook mode on %s:%d/%s", settings.webhook_listen, settings.webhook_port, path)
-        await application.updater.start_webhook(
-            listen=settings.webhook_listen,
-            port=settings.webhook_port,
-            url_path=path,
-            webhook_url=settings.webhook_url,
-            secret_token=settings.webhook_secret,
-            allowed_updates=Update.ALL_TYPES,
-        )
-    else:
+    if not settings.webhook_url:  # webhook mode: our own route puts updates on the queue (serve)
+        assert application.updater is not None
         logger.info("long polling mode")
         await application.updater.start_polling(allowed_updates=Update.ALL_TYPES)
 
@@ -305,3 +364,94 @@ async def _drop_idle_chats(chats: WebChats) -> None:
     while True:
         await asyncio.sleep(60)
         chats.drop_idle()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Telegram's webhook, served by our own ASGI app in this event loop (serve()).
+#
+# As python-telegram-bot's custom-webhook example does with Starlette: each update Telegram posts is
+# checked, parsed once into an `Update` and put on the Application's `update_queue`, and Telegram gets its
+# 200 at once (the Application works through the queue; on SIGTERM it finishes what it has accepted).
+# In place of python-telegram-bot's own tornado server (`Updater.start_webhook`), which logs the wrong
+# secret and the caller's address at DEBUG, and the whole update when it can't parse it:
+# - a request without the secret Telegram was given (`X-Telegram-Bot-Api-Secret-Token`, compared in
+#   constant time) is refused with 403 before its body is read;
+# - the body is capped (bot.web.app.Guard), must be JSON and must parse as an update (400 otherwise);
+# - nothing here logs an address, a secret or what anyone wrote.
+# It is served on WEBHOOK_LISTEN:WEBHOOK_PORT, or inside the web chat's server when WEBHOOK_PORT is
+# WEB_PORT (with_webhook). It lives here, with the Telegram channel's composition, because the core and
+# the web channel (bot/web/) never import Telegram.
+
+SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105 (the header's name, not a secret)
+# An update is a few KB (a message of 4,096 characters, the message it replies to, their entities);
+# nginx's client_max_body_size in deploy/nginx.conf is the same 1 MB.
+MAX_UPDATE_BYTES = 1024 * 1024
+
+
+class TelegramWebhook:
+    """The route Telegram posts updates to: checked, parsed, and queued for the Application."""
+
+    def __init__(self, application: Application, path: str, secret: str) -> None:  # type: ignore[type-arg]
+        if not secret:
+            raise ValueError("the webhook needs its secret (WEBHOOK_SECRET)")
+        self.application = application
+        self.path = "/" + path.strip("/")
+        self._secret = secret.encode()
+
+    def _from_telegram(self, request: Request) -> bool:
+        """Return whether the request carries the secret Telegram was given (constant-time compare)."""
+        given = request.headers.get(SECRET_HEADER, "").encode("latin-1")
+        return hmac.compare_digest(given, self._secret)
+
+    async def receive(self, request: Request) -> Response:
+        """One update from Telegram: on the queue, and 200; or the refusal."""
+        if not self._from_telegram(request):
+            logger.debug("webhook: a request without the right secret was refused")
+            return PlainTextResponse("Forbidden.", status_code=403)
+        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            return PlainTextResponse("Expected JSON.", status_code=415)
+        body = await request.body()  # past the cap, Guard answers 413
+        try:
+            data = json.loads(body)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            update = Update.de_json(data, self.application.bot)
+        except Exception as exc:  # anything python-telegram-bot can't read; never the body itself
+            logger.warning(
+                "webhook: a request with the right secret was not an update (%s)", type(exc).__name__
+            )
+            return PlainTextResponse("Not an update.", status_code=400)
+        bot = self.application.bot
+        if isinstance(bot, ExtBot):  # arbitrary callback data, as python-telegram-bot's own server does
+            bot.insert_callback_data(update)
+        await self.application.update_queue.put(update)
+        return Response(status_code=200)
+
+    def app(self) -> ASGIApp:
+        """Return the webhook alone as an ASGI app (its own server, on WEBHOOK_PORT)."""
+        return Guard(Starlette(routes=[Route(self.path, self.receive, methods=["POST"])]), MAX_UPDATE_BYTES)
+
+
+class _ByPath:
+    """Pure ASGI: requests for one path go to one app, every other request to the other."""
+
+    def __init__(self, path: str, app: ASGIApp, default: ASGIApp) -> None:
+        self.path, self.app, self.default = path, app, default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        chosen = self.app if scope["type"] == "http" and scope.get("path") == self.path else self.default
+        await chosen(scope, receive, send)
+
+
+def with_webhook(web: ASGIApp, webhook: TelegramWebhook, web_paths: frozenset[str]) -> ASGIApp:
+    """Return the web chat with Telegram's webhook at its path (one server: WEBHOOK_PORT is WEB_PORT).
+
+    The webhook keeps its own body cap; a path the web chat uses is refused (ValueError).
+    """
+    first = "/" + webhook.path.strip("/").split("/", 1)[0]
+    if webhook.path == "/" or webhook.path in web_paths or first in web_paths:
+        raise ValueError(
+            f"WEBHOOK_URL's path {webhook.path} is one the web chat uses; choose another, e.g. /telegram"
+        )
+    return _ByPath(webhook.path, webhook.app(), web)

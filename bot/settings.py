@@ -161,7 +161,7 @@ def _transcript_keys(env: Mapping[str, str]) -> tuple[str, ...]:
     return keys
 
 
-def _webhook(env: Mapping[str, str]) -> dict[str, object]:
+def _webhook(env: Mapping[str, str], web_host: str, web_port: int) -> dict[str, object]:
     url = env.get("WEBHOOK_URL", "").strip() or None
     secret = env.get("WEBHOOK_SECRET", "").strip() or None
     if url is None:
@@ -176,12 +176,15 @@ def _webhook(env: Mapping[str, str]) -> dict[str, object]:
     port = env.get("WEBHOOK_PORT", "").strip() or "8443"
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise SettingsError(f"WEBHOOK_PORT must be a TCP port number, got {port!r}")
-    return {
-        "webhook_url": url,
-        "webhook_secret": secret,
-        "webhook_port": int(port),
-        "webhook_listen": env.get("WEBHOOK_LISTEN", "").strip() or "127.0.0.1",
-    }
+    listen = env.get("WEBHOOK_LISTEN", "").strip() or "127.0.0.1"
+    if int(port) == web_port and listen != web_host:
+        # One port: the web chat's server answers the webhook too (bot.app.TelegramWebhook), on one address.
+        raise SettingsError(
+            f"WEBHOOK_PORT is WEB_PORT ({port}), so the web chat's server answers the webhook too: "
+            f"WEBHOOK_LISTEN ({listen}) must then be WEB_HOST ({web_host}); or give the webhook a port of "
+            "its own"
+        )
+    return {"webhook_url": url, "webhook_secret": secret, "webhook_port": int(port), "webhook_listen": listen}
 
 
 def _rasa_endpoints(env: Mapping[str, str], tracker_store_url: str) -> Path:
@@ -234,6 +237,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         hours = Hours.parse(env.get("MODERATOR_HOURS", ""))
     except ValueError as exc:
         raise SettingsError(f"MODERATOR_HOURS: {exc} (UK time, e.g. 09:00-22:00; empty = any time)") from None
+    web_host = env.get("WEB_HOST", "").strip() or "127.0.0.1"
+    web_port = _port_or_none(env, "WEB_PORT") or 8000
     return Settings(
         rasa_url=rasa_url,
         pseudonym_key=key.encode("utf-8"),
@@ -257,10 +262,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         audit_retention=_days(env, "AUDIT_RETENTION_DAYS", 365),
         health_listen=env.get("HEALTH_LISTEN", "").strip() or "127.0.0.1",
         health_port=_port_or_none(env, "HEALTH_PORT"),
-        web_host=env.get("WEB_HOST", "").strip() or "127.0.0.1",
-        web_port=_port_or_none(env, "WEB_PORT") or 8000,
+        web_host=web_host,
+        web_port=web_port,
         exit_url=_exit_url(env),
-        **_webhook(env),  # type: ignore[arg-type]
+        **_webhook(env, web_host, web_port),  # type: ignore[arg-type]
     )
 
 

@@ -148,9 +148,8 @@ class WebChat:
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def app(self) -> ASGIApp:
-        """Return the ASGI app."""
-        routes = [
+    def _routes(self) -> list[Route | Mount]:
+        return [
             Route("/", self.page, methods=["GET"]),
             Route("/send", self.send, methods=["POST"]),
             Route("/press", self.press, methods=["POST"]),
@@ -160,7 +159,15 @@ class WebChat:
             Route("/poll", self.poll, methods=["GET"]),
             Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
         ]
-        return Guard(Starlette(routes=routes))
+
+    @property
+    def paths(self) -> frozenset[str]:
+        """The paths the web chat answers (a path under /static counts as /static)."""
+        return frozenset(route.path or "/" for route in self._routes())
+
+    def app(self) -> ASGIApp:
+        """Return the ASGI app."""
+        return Guard(Starlette(routes=self._routes()))
 
     # ---------------------------------------------------------------- sessions
 

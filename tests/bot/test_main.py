@@ -120,3 +120,62 @@ def test_the_web_chat_alone_prints_its_address_and_serves_the_page(tmp_path: Pat
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_on_one_port_the_adapter_serves_the_web_chat_and_takes_telegrams_updates(tmp_path: Path) -> None:
+    """WEBHOOK_PORT = WEB_PORT: the web chat's server takes Telegram's posts (`bot.app.TelegramWebhook`);
+    the fake Bot API delivers to it with the secret, as Telegram does, and a stranger's post is refused."""
+    import httpx
+
+    from actions.db import upgrade
+    from scripts.stack import free_port
+    from tests.e2e.fake_telegram import SECRET_TOKEN_HEADER, FakeTelegram
+
+    database = f"sqlite:///{tmp_path / 'signpost.db'}"
+    upgrade(database)
+    port, secret, person = free_port(), "one-port-" + "s" * 24, 5_550_001
+    with FakeTelegram(webhook_via=f"http://127.0.0.1:{port}") as fake:
+        fake.add_group(-100900, "Signpost moderators")
+        fake.start_private_chat(person)
+        env = {
+            **os.environ,
+            "TELEGRAM_BOT_TOKEN": fake.token,
+            "TELEGRAM_BASE_URL": fake.base_url,
+            "MODERATOR_CHAT_ID": "-100900",
+            "MODERATOR_USER_IDS": "7",
+            "PSEUDONYM_KEY": "k" * 40,
+            "TRANSCRIPT_KEYS": TRANSCRIPT_KEY,
+            "RASA_URL": "http://127.0.0.1:9",  # down: the person still gets the crisis numbers
+            "DATABASE_URL": database,
+            "TRACKER_STORE_URL": f"sqlite:///{tmp_path / 'trackers.db'}",
+            "RASA_ENDPOINTS": "endpoints.yml",
+            "WEBHOOK_URL": "https://signpost.test/telegram",
+            "WEBHOOK_SECRET": secret,
+            "WEB_PORT": str(port),
+            "WEBHOOK_PORT": str(port),
+        }
+        log = (tmp_path / "adapter.log").open("w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            registered = fake.wait_for_call("setWebhook", timeout=120)
+            assert registered.params["url"] == "https://signpost.test/telegram"
+            assert registered.params["secret_token"] == secret
+            page = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+            assert page.status_code == 200 and "Exit this page" in page.text
+            stranger = {"update_id": 99, "message": {"message_id": 1, "date": 0, "text": "hi"}}
+            for headers in ({}, {SECRET_TOKEN_HEADER: "not-the-secret"}):
+                forged = httpx.post(f"http://127.0.0.1:{port}/telegram", json=stranger, headers=headers)
+                assert forged.status_code == 403
+            fake.user_sends_text(person, "hello, is anyone there")  # delivered to our port with the secret
+            reply = fake.wait_for_message(person, lambda m: "0800 1111" in m["text"], timeout=60)
+            assert "116 123" in reply["text"]
+            assert [d.delivered for d in fake.webhook_deliveries()] == [True]
+            assert fake.calls("getUpdates") == []  # webhook mode: nobody polls
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+            log.close()
+        shown = (tmp_path / "adapter.log").read_text()
+        assert "is anyone there" not in shown and secret not in shown
