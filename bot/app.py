@@ -48,7 +48,8 @@ from bot.ratelimit import ChatRateLimiter
 from bot.relay import Relay, assemble
 from bot.settings import Settings
 from bot.store import utcnow
-from bot.web.app import Guard, WebChat
+from bot.web.addresses import address_limit
+from bot.web.app import ADDRESS_LIMITS, Guard, WebChat
 from bot.web.chats import WebChats
 
 logger = logging.getLogger(__name__)
@@ -246,7 +247,9 @@ async def serve(settings: Settings, ready: Callable[[], None] | None = None) -> 
             stack.push_async_callback(_stop_telegram, application)
         else:
             relay = await _start_web_only(settings, chats, stack)
-        chat = WebChat(relay, chats, settings.exit_url)
+        addresses = address_limit(settings.redis_url, ADDRESS_LIMITS, settings.pseudonym_key)
+        stack.push_async_callback(addresses.close)
+        chat = WebChat(relay, chats, settings.exit_url, addresses)
         web_app = chat.app()
         webhook = _webhook_of(application, settings)
         if webhook is not None and settings.webhook_port == settings.web_port:

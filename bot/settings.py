@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlparse
 
 from actions.settings import (
     DEFAULT_TIMEOUTS,
@@ -84,6 +85,8 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 8000
     exit_url: str = DEFAULT_EXIT_URL
+    # With several adapters, the web chat's per-address limit is kept here, shared (bot/web/addresses.py).
+    redis_url: str | None = field(default=None, metadata=URL)
 
     def __repr__(self) -> str:
         return redacted_repr(self)
@@ -93,6 +96,23 @@ def _exit_url(env: Mapping[str, str]) -> str:
     url = env.get("EXIT_URL", "").strip() or DEFAULT_EXIT_URL
     if not url.startswith(("https://", "http://")):
         raise SettingsError(f"EXIT_URL must be a web address starting with https://, got {url!r}")
+    return url
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("REDIS_URL", "").strip()
+    if not url:
+        return None
+    parsed = urlparse(url)
+    if (
+        parsed.scheme not in {"redis", "rediss"}
+        or not parsed.hostname
+        or not re.fullmatch(r"/?\d*", parsed.path)
+    ):
+        raise SettingsError(
+            "REDIS_URL must be redis://host:port/db (rediss:// for TLS), e.g. redis://127.0.0.1:6379/1; "
+            "empty: each adapter keeps the web chat's per-address limit in its own memory"
+        )
     return url
 
 
@@ -265,6 +285,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         web_host=web_host,
         web_port=web_port,
         exit_url=_exit_url(env),
+        redis_url=_redis_url(env),
         **_webhook(env, web_host, web_port),  # type: ignore[arg-type]
     )
 

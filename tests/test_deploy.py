@@ -320,6 +320,21 @@ def test_the_adapter_in_compose_starts_in_webhook_mode_on_postgresql_behind_ngin
     assert urlparse(settings.rasa_url).hostname == "lb"
 
 
+def test_the_adapters_share_the_web_chats_address_limit_in_redis_apart_from_rasas_locks() -> None:
+    """Several adapters run, so the per-address limit is in Redis (bot/web/addresses.py), in a database
+    of its own: Rasa's lock store is REDIS_DB."""
+    adapter = urlparse(load_adapter_settings({**env_file_values(), **environment("adapter")}).redis_url or "")
+    rasa = environment("rasa")
+    assert adapter.scheme == "redis" and adapter.hostname == rasa["REDIS_HOST"] == "redis"
+    assert adapter.path.strip("/") != rasa["REDIS_DB"]
+    assert services()["adapter"]["depends_on"]["redis"] == {"condition": "service_healthy"}
+    assert "backend" in services()["adapter"]["networks"]  # where Redis is
+    blocks = env_blocks()
+    on_hosts = urlparse(blocks["/etc/signpost/adapter.env"]["REDIS_URL"])
+    assert on_hosts.hostname == blocks["/etc/signpost/rasa.env"]["REDIS_HOST"]
+    assert on_hosts.path.strip("/") != blocks["/etc/signpost/rasa.env"]["REDIS_DB"]
+
+
 def test_the_action_servers_and_migrations_use_postgresql() -> None:
     for name in ("actions", "migrate"):
         url = load_action_settings(environment(name)).database_url

@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
-import secrets
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -38,10 +35,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.flood import FloodGuard, Limits
+from bot.flood import Limits
 from bot.people import Person
 from bot.relay import FORGET, QUICK_EXIT, Relay, command_of
 from bot.responses import response_text
+from bot.web.addresses import AddressLimit, MemoryAddresses
 from bot.web.chats import WebChats
 from bot.web.sessions import COOKIE, WebSessions
 
@@ -53,7 +51,7 @@ MAX_MESSAGE_CHARS = 4000
 FORM_WAITS_SECONDS = 8.0  # a form post without JavaScript waits this long for the answer, then shows the page
 HEARTBEAT_SECONDS = 15.0
 POLL_SECONDS = 25.0
-# Per address (hashed with a key made at start, kept in memory): requests that change something.
+# Per address (hashed; in memory, or in Redis shared by every adapter): requests that change something.
 ADDRESS_LIMITS = Limits(burst=30, per_minute=60)
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
@@ -138,13 +136,15 @@ class _TooLargeError(Exception):
 class WebChat:
     """The web chat's routes, over the core (`relay`) and the web channel (`chats`)."""
 
-    def __init__(self, relay: Relay, chats: WebChats, exit_url: str, limits: Limits = ADDRESS_LIMITS) -> None:
+    def __init__(
+        self, relay: Relay, chats: WebChats, exit_url: str, addresses: AddressLimit | None = None
+    ) -> None:
         self.relay = relay
         self.chats = chats
         self.exit_url = exit_url
         self.sessions = WebSessions(relay.settings.pseudonym_key)
-        self.addresses = FloodGuard(limits)
-        self._address_key = secrets.token_bytes(32)  # addresses are kept hashed, and only in memory
+        # Addresses are kept hashed: in this adapter's memory, or in Redis shared by every adapter.
+        self.addresses = addresses or MemoryAddresses(ADDRESS_LIMITS)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -185,11 +185,9 @@ class WebChat:
             COOKIE, session_id, httponly=True, secure=self._secure(request), samesite="strict", path="/"
         )
 
-    def _address_ok(self, request: Request) -> bool:
+    async def _address_ok(self, request: Request) -> bool:
         """Take one of the address's tokens for a request that changes something."""
-        host = request.client.host if request.client else "unknown"
-        hashed = hashlib.sha256(self._address_key + host.encode()).hexdigest()
-        return self.addresses.take(hashed, time.monotonic())
+        return await self.addresses.take(request.client.host if request.client else "unknown")
 
     async def _posted(self, request: Request) -> tuple[str, Person, Any] | Response:
         """Check a POST: its session, its form token and its address's rate; return them, or the refusal."""
@@ -205,7 +203,7 @@ class WebChat:
             return PlainTextResponse("Forbidden.", status_code=403)
         if not self.sessions.form_token_ok(session_id, _field(form, "token")):
             return PlainTextResponse("This page is out of date. Please reload it.", status_code=403)
-        if not self._address_ok(request):
+        if not await self._address_ok(request):
             return PlainTextResponse(response_text(PAGE_TEXTS["busy"]), status_code=429)
         return session_id, self.sessions.person(session_id), form
 

@@ -179,3 +179,72 @@ def test_on_one_port_the_adapter_serves_the_web_chat_and_takes_telegrams_updates
             log.close()
         shown = (tmp_path / "adapter.log").read_text()
         assert "is anyone there" not in shown and secret not in shown
+
+
+def test_with_redis_url_the_adapter_counts_web_posts_in_redis(tmp_path: Path) -> None:
+    """REDIS_URL reaches the web chat: a post's address bucket is in Redis, named by its keyed hash."""
+    import asyncio
+    import re
+
+    import httpx
+    import pytest
+
+    from actions.db import upgrade
+    from bot.web.addresses import Redis, RedisAddresses
+    from bot.web.app import ADDRESS_LIMITS
+    from scripts.stack import free_port
+
+    redis_url = os.environ.get("TEST_REDIS_URL")
+    if not redis_url:
+        pytest.skip("TEST_REDIS_URL is not set: the per-address limit shared by adapters needs Redis")
+    key = "r" * 40
+    bucket = RedisAddresses(Redis(redis_url), ADDRESS_LIMITS, key.encode()).ref("127.0.0.1")
+
+    async def redis(*command: str) -> object:
+        client = Redis(redis_url)
+        try:
+            return await client.command(*command)
+        finally:
+            await client.close()
+
+    asyncio.run(redis("DEL", bucket))
+    database = f"sqlite:///{tmp_path / 'signpost.db'}"
+    upgrade(database)
+    port = free_port()
+    env = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": "",
+        "PSEUDONYM_KEY": key,
+        "TRANSCRIPT_KEYS": TRANSCRIPT_KEY,
+        "RASA_URL": "http://127.0.0.1:9",
+        "DATABASE_URL": database,
+        "TRACKER_STORE_URL": f"sqlite:///{tmp_path / 'trackers.db'}",
+        "WEB_PORT": str(port),
+        "REDIS_URL": redis_url,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        while f"127.0.0.1:{port}/" not in (line := process.stdout.readline()):
+            assert line, "the adapter stopped"
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as browser:
+            token = re.search(r'name="token" value="([0-9a-f]+)"', browser.get("/").text)
+            assert token
+            sent = browser.post(
+                "/send",
+                data={"token": token.group(1), "message": "hi"},
+                headers={"x-requested-with": "signpost"},
+            )
+        assert sent.status_code == 202
+        assert asyncio.run(redis("EXISTS", bucket)) == 1  # counted in Redis, under the address's hash
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        asyncio.run(redis("DEL", bucket))
