@@ -257,10 +257,17 @@ async def serve(settings: Settings, ready: Callable[[], None] | None = None) -> 
         elif webhook is not None:
             logger.info("webhook on its own port %d", settings.webhook_port)
             hook_server = _QuietServer(
-                _server_config(webhook.app(), settings.webhook_listen, settings.webhook_port)
+                _server_config(
+                    webhook.app(),
+                    settings.webhook_listen,
+                    settings.webhook_port,
+                    settings.forwarded_allow_ips,
+                )
             )
             stack.push_async_callback(_stopped, hook_server, await _started(hook_server))
-        server = uvicorn.Server(_server_config(web_app, settings.web_host, settings.web_port))
+        server = uvicorn.Server(
+            _server_config(web_app, settings.web_host, settings.web_port, settings.forwarded_allow_ips)
+        )
         housekeeping = asyncio.create_task(_drop_idle_chats(chats))
         stack.callback(housekeeping.cancel)
         serving = await _started(server)  # catches SIGINT and SIGTERM: serving ends on either
@@ -273,11 +280,14 @@ async def serve(settings: Settings, ready: Callable[[], None] | None = None) -> 
         await chat.done()
 
 
-def _server_config(app: Any, host: str, port: int) -> uvicorn.Config:
+def _server_config(app: Any, host: str, port: int, forwarded_allow_ips: str) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,
         port=port,
+        # The client's address (the per-address limit counts it) from X-Forwarded-For, only when the
+        # request comes from one of these proxies.
+        forwarded_allow_ips=forwarded_allow_ips,
         access_log=False,  # an access log would keep people's addresses
         log_level="warning",
         lifespan="off",

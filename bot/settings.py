@@ -85,6 +85,9 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 8000
     exit_url: str = DEFAULT_EXIT_URL
+    # Proxies whose X-Forwarded-For (and -Proto) the web chat believes: the address the per-address limit
+    # counts. uvicorn's own setting and default; behind nginx on another host or container, its address.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     # With several adapters, the web chat's per-address limit is kept here, shared (bot/web/addresses.py).
     redis_url: str | None = field(default=None, metadata=URL)
 
@@ -285,6 +288,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         web_host=web_host,
         web_port=web_port,
         exit_url=_exit_url(env),
+        forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "").strip() or "127.0.0.1,::1",
         redis_url=_redis_url(env),
         **_webhook(env, web_host, web_port),  # type: ignore[arg-type]
     )

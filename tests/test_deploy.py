@@ -21,8 +21,10 @@ import yaml
 
 from actions.directory import parser as directory_parser
 from actions.settings import load_settings as load_action_settings
-from bot.app import CHECK_WAITING_SECONDS, PURGE_SECONDS
+from bot.app import CHECK_WAITING_SECONDS, MAX_UPDATE_BYTES, PURGE_SECONDS
 from bot.settings import load_settings as load_adapter_settings
+from bot.web.app import FORM_WAITS_SECONDS, HEARTBEAT_SECONDS, MAX_BODY_BYTES, POLL_SECONDS
+from bot.web.sessions import COOKIE
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -420,7 +422,7 @@ def test_health_checks_ask_the_port_each_process_listens_on() -> None:
 def test_only_the_tls_proxy_is_published_and_only_it_and_the_adapters_reach_out() -> None:
     found = services()
     assert {name for name, s in found.items() if s.get("ports")} == {"lb"}
-    assert found["lb"]["ports"] == ["443:443"]
+    assert found["lb"]["ports"] == ["80:80", "443:443"]  # :80 only sends browsers to https:// (nginx.conf)
     assert compose()["networks"]["backend"]["internal"] is True
     outside = {name for name, s in found.items() if "edge" in (s.get("networks") or [])}
     assert outside == {"lb", "adapter"}
@@ -551,15 +553,38 @@ def upstreams() -> dict[str, list[tuple[str, int]]]:
     }
 
 
-def servers() -> dict[int, str]:
-    """Return which upstream each nginx port passes to ('' for a server that answers itself)."""
+def server_blocks() -> dict[tuple[int, str], str]:
+    """Return each nginx server block by its port and server_name ('' without one)."""
     found = {}
     for block in re.split(r"\n    server \{", nginx())[1:]:
+        block = block.split("\n    }\n", 1)[0]
         port = re.search(r"listen (?:[\d.]+:)?(\d+)", block)
-        target = re.search(r"proxy_pass http://(\w+);", block)
+        name = re.search(r"server_name ([\w.-]+);", block)
         assert port, block
-        found[int(port.group(1))] = target.group(1) if target else ""
+        key = (int(port.group(1)), name.group(1) if name else "")
+        assert key not in found, f"two nginx servers for {key}"
+        found[key] = block
     return found
+
+
+def servers() -> dict[int, str]:
+    """Return which upstream each nginx port passes to ('' for a server that answers itself), the
+    port's first server (its default) where several share it."""
+    found: dict[int, str] = {}
+    for (port, _name), block in server_blocks().items():
+        target = re.search(r"proxy_pass http://(\w+);", block)
+        found.setdefault(port, target.group(1) if target else "")
+    return found
+
+
+def locations(block: str) -> dict[str, str]:
+    """Return a server block's locations by their match (`= /events`, `/`)."""
+    return dict(re.findall(r"location ([^{]+?) \{(.*?)\n        \}", block, re.DOTALL))
+
+
+def directive(block: str, name: str) -> list[str]:
+    """Return the values of a directive in a block (without the name and the semicolon)."""
+    return re.findall(rf"^\s*{name} ([^;]+);", block, re.MULTILINE)
 
 
 def test_nginx_config_is_balanced_and_every_directive_ends() -> None:
@@ -584,6 +609,107 @@ def test_nginx_balances_each_kind_of_process_on_the_port_it_listens_on() -> None
     health = " ".join(services()["lb"]["healthcheck"]["test"])
     port = re.search(r"127\.0\.0\.1:(\d+)/healthz", health)
     assert port and listening[int(port.group(1))] == ""
+
+
+def size_in_bytes(value: str) -> int:
+    """nginx's size: 16k, 1m, or bytes."""
+    units = {"k": 1024, "m": 1024 * 1024}
+    return int(value[:-1]) * units[value[-1]] if value[-1] in units else int(value)
+
+
+def seconds(value: str) -> float:
+    return float(value.removesuffix("s"))
+
+
+def web_chat_server() -> tuple[str, str]:
+    """Return the web chat's host name and server block: the :443 server that passes to web_chat."""
+    [(name, block)] = [
+        (name, block)
+        for (port, name), block in server_blocks().items()
+        if port == 443 and "proxy_pass http://web_chat;" in block
+    ]
+    return name, block
+
+
+def test_nginx_routes_the_web_chat_over_tls_to_the_adapters_web_port() -> None:
+    settings = load_adapter_settings({**env_file_values(), **environment("adapter")})
+    assert upstreams()["web_chat"] == [("adapter", settings.web_port)]
+    assert settings.web_host == "0.0.0.0"  # noqa: S104 - inside its container, for nginx to reach
+    name, block = web_chat_server()
+    webhook_host = urlparse(FAKE_TELEGRAM["WEBHOOK_URL"]).hostname
+    assert name != webhook_host and (443, webhook_host) in server_blocks()  # a host name each
+    assert "listen 443 ssl;" in block and directive(block, "http2") == ["on"]
+    assert directive(block, "ssl_protocols") == ["TLSv1.2 TLSv1.3"]
+    assert directive(block, "ssl_certificate") and directive(block, "ssl_certificate_key")
+    assert any(h.startswith("Strict-Transport-Security") for h in directive(block, "add_header"))
+    # The session cookie's Secure flag and the POST's Origin check need the browser's Host; the
+    # per-address limit needs the browser's address, set (never appended: a client can't choose it) ...
+    headers = dict(h.split(" ", 1) for h in directive(block, "proxy_set_header"))
+    assert headers["Host"] == "$http_host" and headers["X-Forwarded-For"] == "$remote_addr"
+    assert headers["Connection"] == '""'  # keepalive to the adapters (the http block's is dropped here)
+    # ... and the adapter believes it only from the proxy.
+    assert settings.forwarded_allow_ips == environment("adapter")["FORWARDED_ALLOW_IPS"] == "*"
+    assert not services()["adapter"].get("ports")  # so only the compose networks reach the adapter
+    redirect = server_blocks()[(80, name)]
+    assert directive(redirect, "return") == ["301 https://$host$request_uri"]
+
+
+def test_nginx_passes_the_live_feed_unbuffered_and_waits_longer_than_the_adapter() -> None:
+    _name, block = web_chat_server()
+    found = locations(block)
+    assert set(found) == {"= /events", "= /poll", "/"}
+    events, poll, rest = found["= /events"], found["= /poll"], found["/"]
+    assert directive(events, "proxy_buffering") == ["off"] and directive(events, "gzip") == ["off"]
+    # A heartbeat comes every HEARTBEAT_SECONDS; a long poll is held POLL_SECONDS; a form post without
+    # JavaScript waits FORM_WAITS_SECONDS for the answer.
+    assert seconds(directive(events, "proxy_read_timeout")[0]) >= 2 * HEARTBEAT_SECONDS
+    assert seconds(directive(poll, "proxy_read_timeout")[0]) > POLL_SECONDS
+    assert seconds(directive(rest, "proxy_read_timeout")[0]) > FORM_WAITS_SECONDS
+    assert all(directive(body, "proxy_pass") == ["http://web_chat"] for body in found.values())
+    assert size_in_bytes(directive(block, "client_max_body_size")[0]) == MAX_BODY_BYTES
+    webhook = server_blocks()[(443, urlparse(FAKE_TELEGRAM["WEBHOOK_URL"]).hostname or "")]
+    assert size_in_bytes(directive(webhook, "client_max_body_size")[0]) == MAX_UPDATE_BYTES
+
+
+def test_one_browser_stays_with_one_adapter_by_its_session_cookie_never_its_address() -> None:
+    body = re.search(r"upstream web_chat \{(.*?)\}", nginx(), re.DOTALL)
+    assert body and directive(body.group(1), "hash") == [f"$cookie_{COOKIE} consistent"]
+    assert "$remote_addr" not in body.group(1) and "ip_hash" not in body.group(1)
+
+
+# What an nginx log line must never hold: the address, the query string, the body, cookies, user agent.
+LOG_LEAKS = (
+    "$remote_addr",
+    "$binary_remote_addr",
+    "$http_x_forwarded_for",
+    "$proxy_add_x_forwarded_for",
+    "$request ",  # the request line, query string included ($request_method and $uri are fine)
+    '$request"',
+    "$request_uri",
+    "$args",
+    "$query_string",
+    "$request_body",
+    "$http_cookie",
+    "$cookie_",
+    "$http_user_agent",
+    "$http_referer",
+    "$remote_user",
+)
+
+
+def test_nginx_writes_no_address_or_body_to_any_log() -> None:
+    text = re.sub(r"#.*", "", nginx())
+    formats = dict(re.findall(r"log_format (\w+) '([^']*)';", text))
+    assert formats, "no log_format: nginx's default (combined) writes the address"
+    for fields in formats.values():
+        for leaks in LOG_LEAKS:
+            assert leaks not in fields + " ", leaks
+    access = re.findall(r"access_log ([^;]+);", text)
+    assert access and all(line == "off" or line.split()[-1] in formats for line in access)
+    for (_port, name), block in server_blocks().items():
+        if name == web_chat_server()[0]:  # a request's error lines name its client's address
+            assert directive(block, "error_log") == ["/var/log/nginx/error.log emerg"], name
+    assert "limit_req" not in text  # nginx logs the address of each request it limits
 
 
 # ---------------------------------------------------------------- systemd
@@ -676,7 +802,13 @@ def test_each_unit_runs_a_real_command_from_the_makefiles_environments(path: Pat
     if process == "rasa":
         assert "RASA_TELEMETRY_ENABLED=false" in " ".join(values(unit(path), "Service", "Environment"))
     if process == "adapter":
-        assert given == {"WEBHOOK_PORT": "%i"}
+        # One port an instance: the web chat's server takes Telegram's posts too (bot.app.with_webhook).
+        assert given == {"WEBHOOK_PORT": "%i", "WEB_PORT": "%i"}
+        on_port = {name: "8443" for name in given}
+        settings = load_adapter_settings(
+            {**env_blocks()["/etc/signpost/adapter.env"], **FAKE_SECRETS, **on_port}
+        )
+        assert settings.web_port == settings.webhook_port and settings.web_host == settings.webhook_listen
 
 
 def test_systemd_analyze_verifies_the_units(tmp_path: Path) -> None:

@@ -363,7 +363,10 @@ class WebChat:
             finally:
                 self.chats.unlisten(chat_id, queue)
 
-        return StreamingResponse(stream(), media_type="text/event-stream")
+        # Each event at once, also through a proxy that would buffer it (nginx honours this header).
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}
+        )
 
     async def poll(self, request: Request) -> Response:
         """Long polling, for networks that break event streams: lines after `after`, or wait for some."""

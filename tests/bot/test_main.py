@@ -4,8 +4,12 @@ the web chat refuses a database nobody migrated."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -184,15 +188,11 @@ def test_on_one_port_the_adapter_serves_the_web_chat_and_takes_telegrams_updates
 def test_with_redis_url_the_adapter_counts_web_posts_in_redis(tmp_path: Path) -> None:
     """REDIS_URL reaches the web chat: a post's address bucket is in Redis, named by its keyed hash."""
     import asyncio
-    import re
 
-    import httpx
     import pytest
 
-    from actions.db import upgrade
     from bot.web.addresses import Redis, RedisAddresses
     from bot.web.app import ADDRESS_LIMITS
-    from scripts.stack import free_port
 
     redis_url = os.environ.get("TEST_REDIS_URL")
     if not redis_url:
@@ -208,43 +208,82 @@ def test_with_redis_url_the_adapter_counts_web_posts_in_redis(tmp_path: Path) ->
             await client.close()
 
     asyncio.run(redis("DEL", bucket))
+    try:
+        with web_chat_alone(tmp_path, PSEUDONYM_KEY=key, REDIS_URL=redis_url) as url:
+            sent = post_message(url, "hi")
+        assert sent == 202
+        assert asyncio.run(redis("EXISTS", bucket)) == 1  # counted in Redis, under the address's hash
+    finally:
+        asyncio.run(redis("DEL", bucket))
+
+
+@contextmanager
+def web_chat_alone(tmp_path: Path, **settings: str) -> Iterator[str]:
+    """Run `python -m bot`: the web chat alone (Rasa unreachable), until the block ends; yield its URL."""
+    import httpx
+
+    from actions.db import upgrade
+    from scripts.stack import free_port
+
     database = f"sqlite:///{tmp_path / 'signpost.db'}"
     upgrade(database)
     port = free_port()
     env = {
         **os.environ,
         "TELEGRAM_BOT_TOKEN": "",
-        "PSEUDONYM_KEY": key,
+        "PSEUDONYM_KEY": "k" * 40,
         "TRANSCRIPT_KEYS": TRANSCRIPT_KEY,
         "RASA_URL": "http://127.0.0.1:9",
         "DATABASE_URL": database,
         "TRACKER_STORE_URL": f"sqlite:///{tmp_path / 'trackers.db'}",
         "WEB_PORT": str(port),
-        "REDIS_URL": redis_url,
+        **settings,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        while f"127.0.0.1:{port}/" not in (line := process.stdout.readline()):
-            assert line, "the adapter stopped"
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as browser:
-            token = re.search(r'name="token" value="([0-9a-f]+)"', browser.get("/").text)
-            assert token
-            sent = browser.post(
-                "/send",
-                data={"token": token.group(1), "message": "hi"},
-                headers={"x-requested-with": "signpost"},
-            )
-        assert sent.status_code == 202
-        assert asyncio.run(redis("EXISTS", bucket)) == 1  # counted in Redis, under the address's hash
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        asyncio.run(redis("DEL", bucket))
+    with (tmp_path / "adapter.log").open("a") as log:
+        process = subprocess.Popen([sys.executable, "-m", "bot"], cwd=ROOT, env=env, stdout=log, stderr=log)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(600):
+                assert process.poll() is None, (tmp_path / "adapter.log").read_text()
+                try:
+                    httpx.get(url + "/", timeout=2).raise_for_status()
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def post_message(url: str, text: str, **headers: str) -> int:
+    """A new browser opens the page and posts one message, as the page's script does; the status."""
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=10) as browser:
+        token = re.search(r'name="token" value="([0-9a-f]+)"', browser.get("/").text)
+        assert token
+        return browser.post(
+            "/send",
+            data={"token": token.group(1), "message": text},
+            headers={"x-requested-with": "signpost", **headers},
+        ).status_code
+
+
+def test_the_web_chat_counts_the_forwarded_address_only_from_a_trusted_proxy(tmp_path: Path) -> None:
+    """Behind nginx (FORWARDED_ALLOW_IPS names it) each browser's own address is limited; a client that is
+    not the proxy can't choose its address with X-Forwarded-For. Nothing logs the addresses."""
+    from bot.web.app import ADDRESS_LIMITS
+
+    # Twice the burst: one address gets a token back each second, far fewer than these posts take.
+    posts = 2 * ADDRESS_LIMITS.burst
+    with web_chat_alone(tmp_path) as url:  # the default: loopback is the proxy, as nginx on this host
+        behind_proxy = [
+            post_message(url, "hi", **{"x-forwarded-for": f"198.51.100.{n}"}) for n in range(posts)
+        ]
+    with web_chat_alone(tmp_path, FORWARDED_ALLOW_IPS="192.0.2.1") as url:  # we are not the proxy
+        forged = [post_message(url, "hi", **{"x-forwarded-for": f"198.51.100.{n}"}) for n in range(posts)]
+    assert behind_proxy == [202] * posts  # each forwarded address has its own limit
+    assert forged[: ADDRESS_LIMITS.burst] == [202] * ADDRESS_LIMITS.burst
+    assert 429 in forged  # one address: the forged headers count for nothing
+    assert "198.51.100." not in (tmp_path / "adapter.log").read_text()

@@ -117,6 +117,7 @@ class Page:
         deadline = time.monotonic() + seconds
         with self.client.stream("GET", "/events", params={"after": 0}, timeout=seconds) as stream:
             assert stream.headers["content-type"].startswith("text/event-stream")
+            assert stream.headers["x-accel-buffering"] == "no"  # nginx passes each event on at once
             for raw in stream.iter_lines():  # a heartbeat at least every 15 s
                 if time.monotonic() > deadline:
                     break
