@@ -279,3 +279,42 @@ def test_in_the_browser_at_320_px_with_the_keyboard_only(browser, web) -> None:
     conversation(page).get_by_text("0800 1111", exact=False).first.wait_for(timeout=60_000)
     no_serious_accessibility_problems(page)
     page.context.close()
+
+
+PHONE = {"width": 390, "height": 844}  # a common phone's screen in CSS pixels (iPhone 12 to 14)
+
+
+def test_in_the_browser_on_a_phone_a_conversation_fits_the_screen_with_the_way_out_in_view(
+    browser, web
+) -> None:
+    """A short conversation on a phone: nothing off the side, quick replies wrap, and Exit this page stays
+    on screen however far the page scrolls. With SIGNPOST_SCREENSHOT=<file.png> the screen is saved
+    there too (the README's picture: `SIGNPOST_SCREENSHOT=docs/img/web-chat-phone.png`)."""
+    page = open_chat(browser, web, viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    send(page, "hi")
+    log = conversation(page)
+    log.get_by_text("0800 1111", exact=False).first.wait_for(timeout=60_000)
+    before = log.locator(".ours").count()
+    send(page, "someone i met on a game keeps asking me to send pics and says not to tell anyone")
+    log.locator(".ours").nth(before).wait_for(timeout=60_000)  # the answer has come
+    page.wait_for_function("() => document.getElementById('typing').hidden", timeout=60_000)
+    page.get_by_role("textbox", name="Message").scroll_into_view_if_needed()
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= PHONE["width"]  # nothing off the side
+    for button in log.get_by_role("button").all():
+        box = button.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    exit_box = page.get_by_role("button", name="Exit this page").bounding_box()
+    assert page.evaluate("() => window.scrollY") > 0  # the page did scroll ...
+    assert exit_box is not None and 0 <= exit_box["y"] < PHONE["height"]  # ... and the way out is in view
+    no_serious_accessibility_problems(page)
+    shot = os.environ.get("SIGNPOST_SCREENSHOT")
+    if shot:  # the person's message just under the sticky way out, as they read the answer
+        page.evaluate(
+            """() => { document.activeElement.blur();
+                const mine = [...document.querySelectorAll('.mine')].pop();
+                const top = document.querySelector('.top').offsetHeight;
+                window.scrollTo(0, mine.getBoundingClientRect().top + window.scrollY - top - 12); }"""
+        )
+        page.screenshot(path=shot)
+    page.context.close()
