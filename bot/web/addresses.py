@@ -12,23 +12,25 @@
   and tries Redis again after `RETRY_SECONDS`: a person in crisis is never turned away because Redis is
   down.
 
-The Redis client is the few lines of RESP2 these two commands need (EVALSHA, and AUTH and SELECT at
-connection), so the adapter adds no package.
+The client is redis-py's asyncio client (`redis.asyncio`); the script is registered with it, so it runs
+by its SHA and is loaded again when Redis restarts (EVALSHA, then EVAL on NOSCRIPT).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
 import math
 import secrets
-import ssl
 import time
 from typing import Any, Protocol
-from urllib.parse import unquote, urlparse
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
 from bot.flood import FloodGuard, Limits
 
@@ -58,7 +60,6 @@ redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'at', strin
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 return taken
 """
-TAKE_SHA = hashlib.sha1(TAKE.encode(), usedforsecurity=False).hexdigest()
 
 
 class AddressLimit(Protocol):
@@ -94,92 +95,6 @@ class MemoryAddresses:
         return None
 
 
-class RedisError(Exception):
-    """Redis answered with an error, or with something this client does not read."""
-
-
-class Redis:
-    """One connection to Redis, one command at a time (a lock), opened again after any failure."""
-
-    def __init__(self, url: str, timeout: float = REDIS_TIMEOUT_SECONDS) -> None:
-        parsed = urlparse(url)
-        if parsed.scheme not in {"redis", "rediss"}:
-            raise ValueError("a Redis URL starts with redis:// or rediss://")
-        self.host = parsed.hostname or "127.0.0.1"
-        self.port = parsed.port or 6379
-        self.tls = parsed.scheme == "rediss"
-        self.username = unquote(parsed.username) if parsed.username else None
-        self.password = unquote(parsed.password) if parsed.password else None
-        self.db = int(parsed.path.strip("/") or 0)
-        self.timeout = timeout
-        self._lock = asyncio.Lock()
-        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-
-    async def command(self, *args: str | int | float) -> Any:
-        """Send one command and return its reply (RedisError for an error reply, OSError/TimeoutError if
-        Redis can't be reached in time; the connection is then dropped and opened again next time)."""
-        async with self._lock:
-            try:
-                async with asyncio.timeout(self.timeout):
-                    reader, writer = await self._connected()
-                    return await self._call(reader, writer, args)
-            except (OSError, TimeoutError, asyncio.IncompleteReadError, RedisError):
-                await self._drop()
-                raise
-
-    async def _connected(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if self._streams is None:
-            context = ssl.create_default_context() if self.tls else None
-            reader, writer = await asyncio.open_connection(self.host, self.port, ssl=context)
-            self._streams = reader, writer
-            if self.password is not None:
-                login = (self.username, self.password) if self.username else (self.password,)
-                await self._call(reader, writer, ("AUTH", *login))
-            if self.db:
-                await self._call(reader, writer, ("SELECT", self.db))
-        return self._streams
-
-    async def _call(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, args: tuple[str | int | float, ...]
-    ) -> Any:
-        parts = [str(a).encode() for a in args]
-        writer.write(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
-        await writer.drain()
-        return await _reply(reader)
-
-    async def _drop(self) -> None:
-        if self._streams is not None:
-            writer = self._streams[1]
-            self._streams = None
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-
-    async def close(self) -> None:
-        """Close the connection."""
-        async with self._lock:
-            await self._drop()
-
-
-async def _reply(reader: asyncio.StreamReader) -> Any:
-    """Read one RESP2 reply."""
-    line = await reader.readuntil(b"\r\n")
-    kind, rest = line[:1], line[1:-2]
-    if kind == b"+":
-        return rest.decode()
-    if kind == b"-":
-        raise RedisError(rest.decode(errors="replace"))
-    if kind == b":":
-        return int(rest)
-    if kind == b"$":
-        size = int(rest)
-        return None if size < 0 else (await reader.readexactly(size + 2))[:-2]
-    if kind == b"*":
-        count = int(rest)
-        return None if count < 0 else [await _reply(reader) for _ in range(count)]
-    raise RedisError("an answer this client does not read")
-
-
 class RedisAddresses:
     """Every adapter's shared buckets in Redis; this adapter's own buckets while Redis doesn't answer."""
 
@@ -187,6 +102,7 @@ class RedisAddresses:
         self, redis: Redis, limits: Limits, key: bytes, prefix: str = PREFIX, clock: Any = time.monotonic
     ) -> None:
         self.redis = redis
+        self._script = redis.register_script(TAKE)
         self.limits = limits
         self.prefix = prefix
         # The same on every adapter (from PSEUDONYM_KEY), so one address has one bucket.
@@ -205,15 +121,11 @@ class RedisAddresses:
         now = self._clock()
         if now < self._down_until:
             return await self.fallback.take(host)
-        args = (self.ref(host), self.limits.burst, self.limits.per_minute / 60.0, self._keep_seconds)
+        args = [self.limits.burst, self.limits.per_minute / 60.0, self._keep_seconds]
         try:
-            try:
-                taken = await self.redis.command("EVALSHA", TAKE_SHA, 1, *args)
-            except RedisError as exc:
-                if not str(exc).startswith("NOSCRIPT"):
-                    raise
-                taken = await self.redis.command("EVAL", TAKE, 1, *args)  # loads it for the next EVALSHA
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, RedisError, ValueError) as exc:
+            async with asyncio.timeout(REDIS_TIMEOUT_SECONDS):
+                taken = await self._script(keys=[self.ref(host)], args=args)
+        except (OSError, TimeoutError, RedisError) as exc:
             self._down_until = now + RETRY_SECONDS
             if now - self._warned_at >= WARN_EVERY_SECONDS:
                 self._warned_at = now
@@ -225,11 +137,22 @@ class RedisAddresses:
         return bool(taken)
 
     async def close(self) -> None:
-        await self.redis.close()
+        await self.redis.aclose()
+
+
+def connect(url: str) -> Redis:
+    """Return a client for REDIS_URL that gives up within REDIS_TIMEOUT_SECONDS and never retries: the
+    adapter decides alone rather than keep a person waiting."""
+    return Redis.from_url(
+        url,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 0),
+    )
 
 
 def address_limit(redis_url: str | None, limits: Limits, key: bytes) -> AddressLimit:
     """Return the per-address limit: shared in Redis when REDIS_URL is set, this adapter's own otherwise."""
     if redis_url:
-        return RedisAddresses(Redis(redis_url), limits, key)
+        return RedisAddresses(connect(redis_url), limits, key)
     return MemoryAddresses(limits)

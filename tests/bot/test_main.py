@@ -191,21 +191,21 @@ def test_with_redis_url_the_adapter_counts_web_posts_in_redis(tmp_path: Path) ->
 
     import pytest
 
-    from bot.web.addresses import Redis, RedisAddresses
+    from bot.web.addresses import RedisAddresses, connect
     from bot.web.app import ADDRESS_LIMITS
 
     redis_url = os.environ.get("TEST_REDIS_URL")
     if not redis_url:
         pytest.skip("TEST_REDIS_URL is not set: the per-address limit shared by adapters needs Redis")
     key = "r" * 40
-    bucket = RedisAddresses(Redis(redis_url), ADDRESS_LIMITS, key.encode()).ref("127.0.0.1")
+    bucket = RedisAddresses(connect(redis_url), ADDRESS_LIMITS, key.encode()).ref("127.0.0.1")
 
     async def redis(*command: str) -> object:
-        client = Redis(redis_url)
+        client = connect(redis_url)
         try:
-            return await client.command(*command)
+            return await client.execute_command(*command)
         finally:
-            await client.close()
+            await client.aclose()
 
     asyncio.run(redis("DEL", bucket))
     try:

@@ -19,7 +19,7 @@ import pytest
 from bot.flood import Limits
 from bot.responses import response_text
 from bot.settings import SettingsError, load_settings
-from bot.web.addresses import MemoryAddresses, Redis, RedisAddresses
+from bot.web.addresses import MemoryAddresses, RedisAddresses, connect
 from bot.web.app import WebChat
 from bot.web.chats import WebChats
 from scripts.stack import free_port
@@ -46,10 +46,10 @@ async def prefix(redis_url: str) -> AsyncIterator[str]:
     """A key prefix of this test's own; its keys are deleted after."""
     mine = f"signpost-test:{uuid.uuid4().hex}:"
     yield mine
-    redis = Redis(redis_url)
-    for key in await redis.command("KEYS", mine + "*"):
-        await redis.command("DEL", key.decode())
-    await redis.close()
+    redis = connect(redis_url)
+    for key in await redis.keys(mine + "*"):
+        await redis.delete(key)
+    await redis.aclose()
 
 
 async def two_adapters(harness, *limits: object) -> list[WebChat]:
@@ -85,39 +85,39 @@ async def test_in_memory_each_adapter_limits_an_address_on_its_own(harness) -> N
 async def test_with_redis_two_adapters_share_one_limit_and_redis_never_holds_the_address(
     harness, redis_url: str, prefix: str
 ) -> None:
-    limits = [RedisAddresses(Redis(redis_url), LIMITS, KEY.encode(), prefix=prefix) for _ in range(2)]
+    limits = [RedisAddresses(connect(redis_url), LIMITS, KEY.encode(), prefix=prefix) for _ in range(2)]
     a, b = await two_adapters(harness, *limits)
     answers = await alternate(FLOODING, [a, b], LIMITS.burst + 2)
     assert answers == [202] * LIMITS.burst + [429, 429]  # one burst between the two adapters
     assert await alternate(OTHER, [b, a], 2) == [202, 202]  # another address has its own bucket
-    redis = Redis(redis_url)
-    keys = sorted(k.decode() for k in await redis.command("KEYS", prefix + "*"))
+    redis = connect(redis_url)
+    keys = sorted(k.decode() for k in await redis.keys(prefix + "*"))
     assert len(keys) == 2 and keys == sorted({limits[0].ref(FLOODING), limits[1].ref(OTHER)})
     for key in keys:
-        stored = b" ".join(await redis.command("HGETALL", key))
+        stored = b" ".join(b" ".join(pair) for pair in (await redis.hgetall(key)).items())
         for address in (FLOODING, OTHER):
             assert address not in key and address.encode() not in stored
-        assert 0 < await redis.command("TTL", key) <= LIMITS.burst * 60 / LIMITS.per_minute + 1  # it expires
+        assert 0 < await redis.ttl(key) <= LIMITS.burst * 60 / LIMITS.per_minute + 1  # it expires
     for limit in limits:
         await limit.close()
-    await redis.close()
+    await redis.aclose()
     await a.done()
     await b.done()
 
 
 async def test_the_redis_client_selects_the_urls_database(redis_url: str) -> None:
     other = urlparse(redis_url)._replace(path="/3").geturl()
-    redis = Redis(other)
-    assert await redis.command("PING") == "PONG"
-    assert "db=3" in (await redis.command("CLIENT", "INFO")).decode()
-    await redis.close()
+    redis = connect(other)
+    assert await redis.ping()
+    assert int((await redis.client_info())["db"]) == 3
+    await redis.aclose()
 
 
 async def test_when_redis_does_not_answer_each_adapter_limits_alone_and_logs_no_address(
     harness, caplog
 ) -> None:
     nowhere = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
-    limit = RedisAddresses(Redis(nowhere), LIMITS, KEY.encode())
+    limit = RedisAddresses(connect(nowhere), LIMITS, KEY.encode())
     (a,) = await two_adapters(harness, limit)
     with caplog.at_level(logging.INFO):
         answers = await alternate(FLOODING, [a], LIMITS.burst + 1)
