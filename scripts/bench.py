@@ -5,17 +5,25 @@ Starts the real action server and Rasa server, then for each number of simulated
   * the pipeline: N people send the same messages through the local fake Telegram Bot API
     (tests/e2e/fake_telegram.py) to the real adapter (`python -m bot`, TELEGRAM_RATE_LIMIT=off),
     which passes them to the same Rasa server; latency is from the update being queued at the fake
-    Bot API to the turn's last reply arriving there.
-It prints messages per second, p50/p95/p99 latency, the adapter's overhead as a ratio to Rasa alone,
-the peak memory of each process, the directory `find` p95 with 10,000 services and the last training
-time, and writes them with the machine's description to docs/benchmarks.md (between the markers).
+    Bot API to the turn's last reply arriving there;
+  * the web chat (at 20 and 50 people, `--web-users`): N people send the same messages to the same
+    adapter's web chat as browsers do, each from a loopback address of its own: the page (GET /), its
+    live feed (GET /events, server-sent events) and each message posted (POST /send); latency is from
+    the post to the turn's last reply arriving down the feed.
+It prints messages per second, p50/p95/p99 latency, the adapter's overhead as a ratio to Rasa alone, the
+web chat's throughput over Rasa alone's, the peak memory of each process, the adapter's memory for 500
+idle open chats, the directory `find` p95 with 10,000 services and the last training time, and writes
+them with the machine's description to docs/benchmarks.md (between the markers).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
+import itertools
+import json
 import os
 import platform
 import random
@@ -48,8 +56,9 @@ from actions.services import find_services
 from actions.settings import DEFAULT_GEO_TABLES, load_settings
 from bot.crypto import new_key
 from bot.responses import response_text
+from bot.web.app import HEARTBEAT_SECONDS
 from scripts import bench_telegram
-from scripts.stack import MODEL, ROOT, Stack, running_adapter, running_stack
+from scripts.stack import MODEL, ROOT, Stack, free_port, running_adapter, running_stack
 from tests.e2e.fake_telegram import FakeTelegram
 
 # Typed text and the button payloads a person would press (the adapter passes those to Rasa as sent).
@@ -67,6 +76,9 @@ SETTLE_SECONDS = 3.0  # a turn is over when nothing more arrives for this long (
 GROUP = -1009000000001
 # The adapter's answer when Rasa is late: an extra message on a slow turn, not one of Rasa's answers.
 LATE_ANSWER = response_text("utter_assistant_unavailable")
+WEB_TARGET = 0.9  # issue 17: web chat throughput ÷ Rasa alone at 20 and 50 people
+IDLE_CHATS = 500  # open pages with their live feeds, nothing said (issue 17's memory figure)
+IDLE_SETTLE_SECONDS = 3.0  # after the last idle chat opens, before the adapter's memory is read
 REPORT = ROOT / "docs" / "benchmarks.md"
 START_MARK, END_MARK = "<!-- make bench: start -->", "<!-- make bench: end -->"
 
@@ -82,6 +94,14 @@ def peak_memory_mb(pid: int) -> float:
     """Return a process's peak resident memory in MB (Linux VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def resident_memory_mb(pid: int) -> float:
+    """Return a process's resident memory now in MB (Linux VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -269,11 +289,222 @@ class Pipeline:
         return Run("Adapter + Rasa (Telegram)" + paused(pause), users, latencies, time.perf_counter() - start)
 
 
-def adapter_env(fake: FakeTelegram, stack: Stack, rasa_timeout: float | None = None) -> dict[str, str]:
-    """The adapter's settings for the bench: the fake Bot API, rate limiting off (it is Telegram's)."""
+def web_answers(events: list[dict[str, object]]) -> int:
+    """Return how many of Rasa's answers a web page has from its live feed's events: the lines that are
+    ours (not the person's own), each once (an edit comes again with its id), less the crisis numbers the
+    adapter sends when an answer is late (a slow turn gets those *and* its answer, a fast one not)."""
+    return len(
+        {
+            e["id"]
+            for e in events
+            if e.get("type") == "line" and not e.get("mine") and e.get("text") != LATE_ANSWER
+        }
+    )
+
+
+def loopback_addresses() -> Iterator[str]:
+    """Addresses on this machine's loopback network (all of 127/8), one for each simulated browser: as
+    people do, each has an address of its own, so the web chat's per-address limit sees each apart."""
+    for a, b in itertools.product(range(1, 255), range(2, 255)):
+        yield f"127.0.{a}.{b}"
+
+
+class WebPerson:
+    """One browser on the web chat: its address, its cookie, and the events of its live feed."""
+
+    def __init__(self, base_url: str, transport: httpx.AsyncHTTPTransport) -> None:
+        self.client = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=REPLY_TIMEOUT_SECONDS)
+        self.events: list[dict[str, object]] = []
+        self.token = ""
+        self._changed = asyncio.Event()
+        self._feed: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        """Open the page (the session cookie and the form token), then its live feed."""
+        page = await self.client.get("/")
+        page.raise_for_status()
+        found = re.search(r'name="token" value="([0-9a-f]+)"', page.text)
+        if found is None:
+            raise AssertionError("the web chat's page has no form token")
+        self.token = found.group(1)
+        connected = asyncio.Event()
+        self._feed = asyncio.create_task(self._listen(connected))
+        await asyncio.wait_for(connected.wait(), REPLY_TIMEOUT_SECONDS)
+
+    async def _listen(self, connected: asyncio.Event) -> None:
+        async with self.client.stream("GET", "/events", params={"after": 0}) as stream:
+            stream.raise_for_status()
+            connected.set()
+            async for line in stream.aiter_lines():
+                if line.startswith("data: "):
+                    self.events.append(json.loads(line.removeprefix("data: ")))
+                    self._changed.set()
+
+    @property
+    def listening(self) -> bool:
+        """Whether the live feed is open."""
+        return self._feed is not None and not self._feed.done()
+
+    def answers(self) -> int:
+        return web_answers(self.events)
+
+    async def send(self, text: str) -> None:
+        """Post a message as the page's script does (the answer comes down the feed)."""
+        answer = await self.client.post(
+            "/send", data={"token": self.token, "message": text}, headers={"x-requested-with": "signpost"}
+        )
+        if answer.status_code != 202:
+            raise AssertionError(f"the web chat answered a message with {answer.status_code}")
+
+    async def wait_for_answers(self, count: int) -> None:
+        """Wait until the page has `count` of Rasa's answers (AssertionError after the reply timeout)."""
+        deadline = time.monotonic() + REPLY_TIMEOUT_SECONDS
+        while self.answers() < count:
+            self._changed.clear()
+            if self._feed is not None and self._feed.done():
+                raise AssertionError(f"the live feed closed with {self.answers()} of {count} answers")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"{count} answers expected on the page, {self.answers()} came")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    async def leave(self) -> None:
+        """Close the live feed (the page stays open on the server until it is idle)."""
+        if self._feed is not None:
+            self._feed.cancel()
+            with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+                await self._feed
+
+    async def close(self) -> None:
+        await self.leave()
+        await self.client.aclose()  # and its transport
+
+
+class WebChatLoad:
+    """People talking to the adapter's web chat at once, as browsers (bot/web/app.py): the same
+    conversation as through Telegram, each message posted and its answers read from the live feed."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.replies: list[int] | None = None  # how many answers each turn gets
+        self._addresses = loopback_addresses()
+
+    async def _person(self) -> WebPerson:
+        person = WebPerson(self.base_url, httpx.AsyncHTTPTransport(local_address=next(self._addresses)))
+        await person.open()
+        return person
+
+    def learn_replies(self) -> None:
+        """Count each turn's answers once, one message at a time (the conversation is deterministic)."""
+        self.replies = asyncio.run(self._learn())
+
+    async def _learn(self) -> list[int]:
+        person, counts = await self._person(), []
+        try:
+            for message in CONVERSATION:
+                before = person.answers()
+                await person.send(message)
+                await person.wait_for_answers(before + 1)
+                settled = person.answers()
+                while True:  # the turn is over when nothing more arrives for a while
+                    await asyncio.sleep(SETTLE_SECONDS)
+                    if person.answers() == settled:
+                        break
+                    settled = person.answers()
+                counts.append(settled - before)
+        finally:
+            await person.close()
+        return counts
+
+    async def _talk(self, latencies: list[float], deadline: float, pause: float = 0.0) -> None:
+        assert self.replies is not None
+        person = await self._person()
+        try:
+            for message, expected in zip(CONVERSATION, self.replies, strict=True):
+                if time.monotonic() > deadline:
+                    return
+                before = person.answers()
+                start = time.perf_counter()
+                await person.send(message)
+                await person.wait_for_answers(before + expected)
+                latencies.append(time.perf_counter() - start)
+                await asyncio.sleep(pause)
+        finally:
+            await person.close()
+
+    def load(self, users: int, pause: float = 0.0) -> Run:
+        """N people talking through the web chat at once."""
+        return asyncio.run(self._load(users, pause))
+
+    async def _load(self, users: int, pause: float) -> Run:
+        latencies: list[float] = []
+        deadline = time.monotonic() + MAX_SECONDS
+        await self._talk([], deadline)  # warm-up, not counted
+        start = time.perf_counter()
+        await asyncio.gather(*(self._talk(latencies, deadline, pause) for _ in range(users)))
+        return Run("Adapter + Rasa (web chat)" + paused(pause), users, latencies, time.perf_counter() - start)
+
+
+def idle_chats_memory(base_url: str, pid: int, count: int = IDLE_CHATS) -> str:
+    """Open `count` chats as browsers do (the page, then its live feed) and say nothing; return the
+    adapter's resident memory before and with them open."""
+    return asyncio.run(_idle_chats_memory(base_url, pid, count))
+
+
+async def _idle_chats_memory(base_url: str, pid: int, count: int) -> str:
+    before = resident_memory_mb(pid)
+    # One connection pool for all (each chat's client keeps its own cookie); every feed holds a connection.
+    transport = httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    )
+    people: list[WebPerson] = []
+    try:
+        async with asyncio.timeout(MAX_SECONDS):
+            for batch in itertools.batched(range(count), 50):
+                opened = [WebPerson(base_url, transport) for _ in batch]
+                people += opened
+                await asyncio.gather(*(person.open() for person in opened))
+            await asyncio.sleep(IDLE_SETTLE_SECONDS)
+            after = resident_memory_mb(pid)
+            if not all(person.listening for person in people):
+                raise AssertionError("a live feed closed while the chats were idle")
+    finally:
+        await asyncio.gather(*(person.leave() for person in people))
+        await transport.aclose()
+    grown = after - before
+    return (
+        f"{count} idle open chats (each a page and its live feed, nothing said; a heartbeat down every "
+        f"feed each {HEARTBEAT_SECONDS:g} s): adapter resident memory {before:.0f} MB → {after:.0f} MB, "
+        f"**+{grown:.1f} MB** ({1024 * grown / count:.0f} KB a chat)"
+    )
+
+
+def web_lines(ratios: dict[int, float]) -> list[str]:
+    """Return the web chat's throughput over Rasa alone's, against issue 17's target (printed as well)."""
+    if not ratios:
+        return []
+    parts = "; ".join(f"{users} users **{ratio:.2f}**" for users, ratio in ratios.items())
+    met = "met" if min(ratios.values()) >= WEB_TARGET else "not met"
+    found = [
+        f"Issue 17's target, this run: web chat throughput ÷ Rasa alone: {parts} "
+        f"(target ≥ {WEB_TARGET}; {met})."
+    ]
+    print(*found, sep="\n", flush=True)
+    return found
+
+
+def adapter_env(
+    fake: FakeTelegram, stack: Stack, rasa_timeout: float | None = None, redis_url: str | None = None
+) -> dict[str, str]:
+    """The adapter's settings for the bench: the fake Bot API, rate limiting off (it is Telegram's), the
+    web chat on a free port, and the production profile's Redis for its per-address limit."""
     chosen = {"RASA_TIMEOUT_SECONDS": str(rasa_timeout)} if rasa_timeout is not None else {}
+    if redis_url:
+        chosen["REDIS_URL"] = redis_url
     return {
         **chosen,
+        "WEB_PORT": str(free_port()),
         "TELEGRAM_BOT_TOKEN": fake.token,
         "TELEGRAM_BASE_URL": fake.base_url,
         "TELEGRAM_RATE_LIMIT": "off",
@@ -489,12 +720,14 @@ def conversations(
     paced: tuple[int, float],
     workdir: Path,
     rasa_timeout: float | None = None,
+    web_users: tuple[int, ...] = (20, 50),
 ) -> list[str]:
-    """Rasa alone and the whole pipeline at each number of users, then `paced` users (count, pause)
-    who pause between messages as people do; return the report's lines. If the run fails, the
-    processes' logs are kept under results/bench/ and where is printed."""
+    """Rasa alone and the whole pipeline at each number of users (through the web chat too at
+    `web_users`), then `paced` users (count, pause) who pause between messages as people do, then the
+    memory of idle web chats; return the report's lines. If the run fails, the processes' logs are kept
+    under results/bench/ and where is printed."""
     try:
-        return _conversations(profile, model, user_counts, paced, workdir, rasa_timeout)
+        return _conversations(profile, model, user_counts, paced, workdir, rasa_timeout, web_users)
     except BaseException:
         print(f"bench failed: the processes' logs are kept in {keep_logs(workdir, profile)}", flush=True)
         raise
@@ -507,6 +740,7 @@ def _conversations(
     paced: tuple[int, float],
     workdir: Path,
     rasa_timeout: float | None,
+    web_users: tuple[int, ...],
 ) -> list[str]:
     lines = [
         f"### {profile.describe()}",
@@ -516,13 +750,16 @@ def _conversations(
     ]
     overheads, cpu = [], []
     targets: list[str] = []
+    web_ratios: dict[int, float] = {}
     with profile_stack(profile, model, workdir) as stack, FakeTelegram() as fake:
         fake.add_group(GROUP, "Signpost moderators (bench)")
-        env = adapter_env(fake, stack, rasa_timeout)
+        env = adapter_env(fake, stack, rasa_timeout, profile.redis_url)
         with running_adapter(workdir, env, name="bench-adapter") as adapter:
             fake.wait_for_call("getUpdates", timeout=120)
             pipeline = Pipeline(fake)
             pipeline.learn_replies()
+            web = WebChatLoad(f"http://127.0.0.1:{env['WEB_PORT']}")
+            web.learn_replies()
             rasa = process_tree(stack.rasa.pid)  # with workers: `rasa run` and its worker processes
             # rasa-sdk 3.21 serves from a Sanic worker process, a child of `python -m rasa_sdk`.
             actions = process_tree(stack.actions.pid)
@@ -541,6 +778,12 @@ def _conversations(
                     targets = target_lines(meter.last["adapter"], through.rate / alone.rate, users)
                 cpu += [alone_cpu, through_cpu]
                 print(alone_cpu, through_cpu, sep="\n", flush=True)
+                if users in web_users and not pause:
+                    browsers, browsers_cpu = meter.measure(partial(web.load, users), everything)
+                    print(browsers.line(), browsers_cpu, sep="\n", flush=True)
+                    lines.append(browsers.line())
+                    cpu.append(browsers_cpu)
+                    web_ratios[users] = browsers.rate / alone.rate
             rasa_peak = max(peak_memory_mb(pid) for pid in rasa)
             memory = (
                 f"Peak memory: Rasa {rasa_peak:.0f} MB (largest of {len(rasa)} processes), "
@@ -548,17 +791,22 @@ def _conversations(
                 f"({len(actions)} processes together), "
                 f"adapter {peak_memory_mb(adapter.pid):.0f} MB"
             )
+            idle = idle_chats_memory(f"http://127.0.0.1:{env['WEB_PORT']}", adapter.pid)
+            print(idle, flush=True)
     return [
         *lines,
         "",
-        f"Replies per turn through Telegram (learned from one quiet run): {pipeline.replies}.",
+        f"Replies per turn through Telegram (learned from one quiet run): {pipeline.replies}; "
+        f"through the web chat: {web.replies}.",
         "Adapter overhead (median time per message through Telegram over Rasa alone, minus one): "
         + "; ".join(overheads)
         + ".",
         *(line + "." for line in cpu),
         memory + ".",
+        idle + ".",
         "",
         *targets,
+        *web_lines(web_ratios),
         "",
     ]
 
@@ -597,6 +845,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=MODEL)
     parser.add_argument("--users", type=int, nargs="+", default=[1, 20, 50])
+    parser.add_argument(
+        "--web-users",
+        type=int,
+        nargs="*",
+        default=[20, 50],
+        help="numbers of people (among --users) who also talk through the web chat (none: skip it)",
+    )
     parser.add_argument(
         "--no-telegram-limits",
         action="store_true",
@@ -651,7 +906,15 @@ def main(argv: list[str] | None = None) -> int:
             print(profile.describe(), flush=True)
             with tempfile.TemporaryDirectory() as tmp:
                 paced = (int(args.paced[0]), args.paced[1])
-                report += conversations(profile, args.model, args.users, paced, Path(tmp), args.rasa_timeout)
+                report += conversations(
+                    profile,
+                    args.model,
+                    args.users,
+                    paced,
+                    Path(tmp),
+                    args.rasa_timeout,
+                    tuple(args.web_users),
+                )
     if not args.directory_only and not args.no_telegram_limits:
         print("What Telegram's limits carry (scripts/bench_telegram.py, its defaults)", flush=True)
         limits = bench_telegram.report(asyncio.run(bench_telegram.run(40, 3, 10, 3)))
