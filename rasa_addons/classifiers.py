@@ -24,7 +24,13 @@ this component) places a message by meaning instead. This component:
    ordinary reading `worker_mass` times, the likeliest worker question is the answer (a worker's long
    question spreads its score over several topics); but a message in the writer's own voice (at least
    `first_person`) read as a worker question goes to its likeliest disclosure when the disclosures
-   together reach `young_alarm` of the worker reading (a young person who mentions school or a teacher).
+   together reach `young_alarm` of the worker reading (a young person who mentions school or a teacher);
+8. never reads as a worker's question the message of a writer who is not writing as a worker: one who
+   gives their own age as under 18 ("I'm 15", "as a 14-year-old", "I'm in year 9"), or, with no
+   worker's words, a parent about their child ("my daughter") or a writer telling of themselves (at
+   least `own_account` of "I/me/my"). Their worker readings are dropped, whatever words they share
+   with a worker's question ("students", "nudes", "school"), except that a worker topic that names a
+   harm (sextortion, nudes shared) counts for that harm.
 
 Named in config.yml after DIETClassifier and before FallbackClassifier. Plain functions below do the
 work and are tested without Rasa (tests/rasa_addons/test_classifiers.py).
@@ -67,6 +73,22 @@ WORKER_VOICE = re.compile(
     r"worker|dsl|youth worker|nurse))\b",
     re.IGNORECASE,
 )
+
+
+AGES = r"(?:1[0-7]|[89]|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen)"
+# "I'm 15", "i am 13 years old", "I'm just a 16-year-old", ", as a 14-year-old," or "im in year 9", but
+# not "I'm 15 minutes late", nor "the same interests as a 10-year-old".
+YOUNG_SELF = re.compile(
+    r"(?:\b(?:i'?m|i am)|(?:^|[,.;:!?]\s*)as)\s+(?:just\s+|only\s+)?(?:an?\s+)?"
+    + AGES
+    + r"(?![\s-]*(?:minutes?|mins?|hours?|hrs?|seconds?|secs?|%|pounds?|quid|p\b|am\b|pm\b|times?\b))"
+    r"(?:[\s-]*(?:years?|yrs?)[\s-]*old|\s*y/?o\b|\b)"
+    r"|\b(?:i'?m|i am)\s+(?:only\s+)?in\s+(?:year|yr|y)\s*(?:[5-9]|1[0-3])\b(?!'s)",
+    re.IGNORECASE,
+)
+
+
+DANGER_WORDS_SCORE = 0.6  # the least confidence a message with danger words is given for danger
 
 
 def is_alarm(intent: str) -> bool:
@@ -132,6 +154,42 @@ def says(pattern: re.Pattern[str] | None, text: str) -> bool:
         not NEGATION.search(plain[max(0, m.start() - 30) : m.start()]) and not CONTENT.match(plain[m.end() :])
         for m in pattern.finditer(plain)
     )
+
+
+# "my daughter", "our 14-year-old son": a parent writing about their own child.
+PARENT_VOICE = re.compile(
+    r"\b(?:my|our) (?:(?:\d+|\w+)[ -]year[ -]old )?(?:daughter|son|child|kid|stepson|stepdaughter|"
+    r"little boy|little girl|teenager|teen)s?\b|\bmy (?:children)\b",
+    re.IGNORECASE,
+)
+# A worker's question whose topic is a harm: for a writer who is not a worker, it tells of that harm.
+HARM_OF_WORKER_TOPIC = {
+    "worker_sextortion": "disclose_sextortion",
+    "worker_sharing_nudes_guidance": "disclose_image_shared",
+}
+
+
+def not_a_worker(text: str, as_worker: bool, first_person: float, own_account: float) -> bool:
+    """Return True when the writer is plainly not asking as a worker (see the module's rule 8)."""
+    if young_self(text):
+        return True
+    return not as_worker and (bool(PARENT_VOICE.search(text)) or first_person >= own_account)
+
+
+def without_workers(ranking: dict[str, float]) -> dict[str, float]:
+    """Return the ranking with no worker reading: a harm's topic counts for the harm, the rest is dropped."""
+    kept: dict[str, float] = {}
+    for name, p in ranking.items():
+        name = HARM_OF_WORKER_TOPIC.get(name, name)
+        if not name.startswith(WORKER_PREFIX):
+            kept[name] = kept.get(name, 0.0) + p
+    total = sum(kept.values())
+    return {n: p / total for n, p in kept.items()} if total > 0 else ranking
+
+
+def young_self(text: str) -> bool:
+    """Return True when the writer gives their own age as under 18, or their school year."""
+    return bool(YOUNG_SELF.search(text.replace("\u2019", "'").replace("\u2018", "'")))
 
 
 def perspective(text: str) -> np.ndarray:
@@ -219,6 +277,7 @@ class Rules:
     worker_floor: float = 1.0  # a worker's likeliest question, at least this likely, beats "not sure"
     worker_mass: float = 0.0  # worker readings together, this many times the top ordinary one, mean a worker
     young_alarm: float = 0.0  # in the first person, alarms together at this share of a worker reading win
+    own_account: float = 2.0  # this much "I/me/my", with no worker's words, is the writer's own story
     first_person: float = 0.3  # how much "I/me/my" makes a message the writer's own account
 
 
@@ -229,12 +288,16 @@ def decide(
     as_worker: bool,
     first_person: float = 0.0,
     danger_words: bool = False,
+    not_worker: bool = False,
 ) -> dict[str, float]:
     """Return the ranking, raised to danger, a disclosure or a worker question that the plain vote hid.
 
     A message in a worker's voice keeps a worker's reading: their likeliest worker question, if it is
     at least `worker_floor` likely, comes first (a worker's long account read as "not sure" otherwise).
+    A writer who is plainly not a worker (`not_worker`, see `not_a_worker`) has no worker reading at all.
     """
+    if not_worker:
+        ranking, as_worker = without_workers(ranking), False
     top = max(ranking, key=ranking.__getitem__)
     workers = {n: p for n, p in ranking.items() if n.startswith(WORKER_PREFIX)}
     best_worker = max(workers, key=workers.__getitem__, default=None)
@@ -242,9 +305,10 @@ def decide(
         if best_worker and not top.startswith(WORKER_PREFIX) and workers[best_worker] >= rules.worker_floor:
             return raise_to(ranking, best_worker, workers[best_worker])
         return ranking
-    if top != RISK_INTENT and danger_words:
+    if danger_words and (top != RISK_INTENT or ranking[RISK_INTENT] < DANGER_WORDS_SCORE):
+        # Danger first, and sure enough that the fallback after this component never hides it.
         risk = max((s.get(RISK_INTENT, 0.0) for s in sentences), default=0.0)
-        return raise_to(ranking, RISK_INTENT, max(risk, 0.6))
+        return raise_to(ranking, RISK_INTENT, max(risk, DANGER_WORDS_SCORE))
     held = not is_alarm(top) and ranking[top] >= rules.ordinary_hold
     risk = max((s.get(RISK_INTENT, 0.0) for s in sentences), default=0.0)
     if top != RISK_INTENT and not held and rules.risk > 0 and risk >= rules.risk:
@@ -305,6 +369,7 @@ class SentenceVoteClassifier(GraphComponent, IntentClassifier):
             "worker_floor": 1.0,
             "worker_mass": 0.0,
             "young_alarm": 0.0,
+            "own_account": 2.0,
             "first_person": 0.3,
             "min_sentence_tokens": 3,
             "perspective": True,
@@ -334,6 +399,7 @@ class SentenceVoteClassifier(GraphComponent, IntentClassifier):
             worker_floor=float(config["worker_floor"]),
             worker_mass=float(config["worker_mass"]),
             young_alarm=float(config["young_alarm"]),
+            own_account=float(config["own_account"]),
             first_person=float(config["first_person"]),
         )
 
@@ -435,7 +501,15 @@ class SentenceVoteClassifier(GraphComponent, IntentClassifier):
                     and encoder_risk >= float(self._config["diet_danger_support"])
                 )
             )
-            ranking = decide(ranking, named[1:], self._rules, as_worker, float(signals[0]), danger_words)
+            ranking = decide(
+                ranking,
+                named[1:],
+                self._rules,
+                as_worker,
+                float(signals[0]),
+                danger_words,
+                not_a_worker(text, as_worker, float(signals[0]), self._rules.own_account),
+            )
             ordered = sorted(ranking.items(), key=lambda kv: -kv[1])[:10]
             top_name, top_confidence = ordered[0]
             message.set(

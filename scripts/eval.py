@@ -60,16 +60,16 @@ REAL_TARGETS = {
     "young_person_to_worker": 0.03,
 }
 # Issue 13's targets above are not all reached yet (README "NLU choices"). `make test` holds the
-# real-set figures at what the chosen model reached (the offline vote over the folds' trained DIET on
-# 2026-12-07: 0.894, 0.602, 1.000, 0.136, 0.843, 0.043), less about three messages' worth - a fold's
-# training on another run can move a message or two - so that nothing slips back. The report prints both.
+# real-set figures at what the chosen model reached (the fourth round, 2026-12-08: 0.897, 0.606, 1.000,
+# 0.096, 0.875, 0.029), less about three messages' worth - a fold's training on another run can move a
+# message or two - so that nothing slips back. The report prints both.
 REAL_GATE = {
-    "disclosure_recall": 0.87,
-    "exact_harm_type": 0.58,
+    "disclosure_recall": 0.88,
+    "exact_harm_type": 0.59,
     "risk_recall": 0.95,
-    "false_alarm_rate": 0.15,
-    "worker_routing": 0.81,
-    "young_person_to_worker": 0.06,
+    "false_alarm_rate": 0.11,
+    "worker_routing": 0.85,
+    "young_person_to_worker": 0.04,
 }
 AT_MOST = {"false_alarm_rate", "misrouted_as_disclosure", "young_person_to_worker"}
 DISTRESS_INTENT = "distress"

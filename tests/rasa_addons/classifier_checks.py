@@ -131,6 +131,57 @@ def check_a_young_persons_own_account_read_as_a_worker_question_goes_to_the_harm
     assert c.decide(faint, [], rules, as_worker=False, first_person=0.5) == faint
 
 
+def check_a_writer_who_says_they_are_young_is_never_read_as_a_worker() -> None:
+    for text in [
+        "I\u2019m a 15 year old and I think I was groomed on Minecraft",
+        "im 14 and my ex sent my pics to people at school",
+        "i am 13 years old",
+        "Now, as a 14-year-old, explaining that to your parents is hard",
+        "I'm just a 16-year-old, please don't send it",
+        "im in year 9 and students in my class share nudes",
+    ]:
+        assert c.young_self(text), text
+    for text in [
+        "I'm 15 minutes late for my shift, sorry",
+        "a 15 year old pupil told me she sent a nude",
+        "he has the same interests as a 10-year-old",
+        "I am in year 9's assembly on Monday",
+        "I'm 25 and I teach year 9",
+    ]:
+        assert not c.young_self(text), text
+    rules = c.Rules(young_alarm=0.8, first_person=0.3)
+    ranking = {
+        "worker_staff_targeted_lado": 0.5,
+        "disclose_grooming": 0.2,
+        "out_of_scope": 0.25,
+        "worker_sextortion": 0.05,
+    }
+    decided = c.decide(ranking, [], rules, as_worker=True, not_worker=True)
+    assert not any(n.startswith("worker_") for n in decided), decided
+    assert max(decided, key=decided.get) == "out_of_scope" and abs(sum(decided.values()) - 1) < 1e-9, decided
+    assert decided["disclose_sextortion"] > 0  # the worker topic that names a harm counts for the harm
+    assert c.decide(ranking, [], rules, as_worker=False, not_worker=False) == ranking
+    nudes = {
+        "worker_sharing_nudes_guidance": 0.4,
+        "out_of_scope": 0.3,
+        "disclose_image_shared": 0.15,
+        "greet": 0.15,
+    }
+    decided = c.decide(nudes, [], rules, as_worker=False, not_worker=True)
+    assert max(decided, key=decided.get) == "disclose_image_shared", decided
+
+
+def check_a_parent_or_a_writer_telling_their_own_story_is_not_a_worker() -> None:
+    own = 0.6
+    assert c.not_a_worker("my daughter sent a picture and now it's everywhere", False, 0.1, own)
+    assert c.not_a_worker("Our 14-year-old son saw something horrible online", False, 0.1, own)
+    assert c.not_a_worker("i told him i didnt want to and he said i owed him", False, 0.8, own)
+    assert not c.not_a_worker("a parent told me her daughter was sent pictures", True, 0.1, own)  # a worker
+    assert not c.not_a_worker("how do i record a disclosure properly", False, 0.4, own)
+    assert not c.not_a_worker("my daughter's class teacher here: what do I do", True, 0.3, own)
+    assert c.not_a_worker("I'm 15 and students in my class shared my pics", True, 0.5, own)  # age wins
+
+
 def check_perspective_counts_the_writers_own_words() -> None:
     mine = c.perspective("i think my ex is tracking me and i am scared")
     theirs = c.perspective("a pupil in year 8 says her ex is tracking her")
@@ -138,6 +189,16 @@ def check_perspective_counts_the_writers_own_words() -> None:
 
 
 DANGER = ["kill myself", "self-harm", "end it all", "don't want to live", "hurt myself", "suicidal"]
+
+
+def check_danger_words_make_danger_sure_enough_to_pass_the_fallback() -> None:
+    rules = c.Rules()
+    spread = {"risk_immediate": 0.12, "worker_kcsie_duties": 0.11, "disclose_grooming": 0.11, "greet": 0.1}
+    total = sum(spread.values())
+    spread = {n: p / total for n, p in spread.items()}  # danger first, but at under a third
+    decided = c.decide(spread, [], rules, as_worker=False, danger_words=True)
+    assert max(decided, key=decided.get) == "risk_immediate" and decided["risk_immediate"] >= 0.6, decided
+    assert c.decide(spread, [], rules, as_worker=False, danger_words=False) == spread
 
 
 def check_danger_words_are_heard_in_any_word_form() -> None:
